@@ -1,0 +1,153 @@
+"""The small protocol every federated method implements.
+
+Three hooks, like a Flower strategy, but typed and pure:
+
+* ``downlink_bits`` (server): the bit vector each selected client receives this round;
+* ``client_update`` (client, runs on a worker): local training from the global state;
+* ``aggregate`` (server): fold the reported updates into the new global state.
+
+Algorithms know nothing of SimPy, devices or executors. They never mutate their inputs and
+draw randomness only from the generator a task carries (seeded from run, round, client).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+from torch import nn
+
+from fedsim.spec import FLOAT_BITS, ModelSpec
+
+State = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TrainHyper:
+    """Shared local-training hyperparameters (scenario ``algorithm:`` block)."""
+
+    lr: float
+    momentum: float
+    weight_decay: float
+    batch_size: int
+    local_epochs: int
+    lr_milestones: tuple[int, ...] = ()
+    lr_gamma: float = 0.1
+
+    def lr_at(self, round: int) -> float:
+        """Step schedule applied by global round (FEDMPQ.md section 8: not by optimizer age)."""
+        passed = sum(1 for m in self.lr_milestones if round >= m)
+        return self.lr * (self.lr_gamma**passed)
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    client_id: int
+    budget_bits: float
+    samples: int
+
+
+@dataclass(frozen=True)
+class ClientTask:
+    """Everything a worker needs for one local update: plain data and tensors, no modules."""
+
+    round: int
+    client_id: int
+    bits: tuple[int, ...]
+    seed: int
+    lr: float
+    indices: np.ndarray
+    global_state: State
+    budget_bits: float
+    client_state: State | None = None
+
+
+@dataclass
+class ClientUpdate:
+    """A client's report: its model (float state, de-quantized) and the bits it used."""
+
+    round: int
+    client_id: int
+    state: State
+    bits_up: tuple[int, ...]
+    samples: int
+    train_loss: float
+    client_state: State | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Algorithm(ABC):
+    """Base class: holds the server state; the client side is a pure method."""
+
+    name: ClassVar[str]
+    #: activation bits used by clients (None: float activations); feeds the cost model.
+    act_bits: int | None = None
+
+    def __init__(self, hyper: TrainHyper, params: BaseModel, spec: ModelSpec) -> None:
+        self.hyper = hyper
+        self.params = params
+        self.spec = spec
+        self.global_state: State = {}
+        self.clients: dict[int, ClientInfo] = {}
+
+    # -- server side -----------------------------------------------------------------------
+    def setup(self, model: nn.Module, clients: Sequence[ClientInfo]) -> None:
+        """Broadcast one common initialisation (FEDMPQ.md section 8) and learn the fleet."""
+        self.global_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.clients = {c.client_id: c for c in clients}
+
+    def downlink_bits(self, round: int, client_ids: Sequence[int]) -> dict[int, tuple[int, ...]]:
+        """Float methods send every quantized layer at 32 bits."""
+        full = tuple([FLOAT_BITS] * self.spec.n_quantized)
+        return {cid: full for cid in client_ids}
+
+    @abstractmethod
+    def aggregate(self, round: int, updates: Sequence[ClientUpdate]) -> None:
+        """Fold updates (sorted by client id) into ``self.global_state``."""
+
+    def eval_state(self) -> State:
+        """The state evaluated as 'the global model' (float)."""
+        return self.global_state
+
+    def server_state(self) -> dict[str, Any]:
+        """Extra server state to checkpoint (besides the global model)."""
+        return {}
+
+    # -- client side -----------------------------------------------------------------------
+    @abstractmethod
+    def client_update(
+        self, model: nn.Module, task: ClientTask, x: torch.Tensor, y: torch.Tensor
+    ) -> ClientUpdate:
+        """Local training on (x, y) from ``task.global_state``; returns the report."""
+
+
+def weighted_average(
+    states: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float]
+) -> State:
+    """Average state dicts with weights summing to 1; integer buffers take the first's value.
+
+    Summation in the given order (callers pass clients sorted by id) so the result is the
+    same whatever order the host finished training in.
+    """
+    total = float(sum(weights))
+    out: State = {}
+    for key, ref in states[0].items():
+        if not torch.is_floating_point(ref):
+            out[key] = ref.clone()
+            continue
+        acc = torch.zeros_like(ref, dtype=torch.float64)
+        for s, w in zip(states, weights, strict=True):
+            acc.add_(s[key].to(torch.float64), alpha=w / total)
+        out[key] = acc.to(ref.dtype)
+    return out
+
+
+def aggregation_weights(updates: Sequence[ClientUpdate], mode: str) -> list[float]:
+    if mode == "uniform":
+        return [1.0] * len(updates)
+    return [float(u.samples) for u in updates]

@@ -1,0 +1,18 @@
+"""Name -> algorithm class. Imports lazily so validation never pays for torch."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fedsim.algorithms.base import Algorithm
+
+_CLASSES: dict[str, str] = {
+    "fedavg": "fedsim.algorithms.fedavg:FedAvg",
+}
+
+
+def algorithm_class(name: str) -> type[Algorithm]:
+    module, _, attr = _CLASSES[name].partition(":")
+    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]

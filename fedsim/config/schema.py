@@ -1,0 +1,192 @@
+"""Typed scenario schema.
+
+A scenario file is validated into these frozen pydantic models at the door: unknown keys,
+wrong types and out-of-range values are rejected with the key path named (see
+:mod:`fedsim.config.loader`). Everything here is torch-free so `fedsim validate` is fast.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from fedsim.algorithms.params import ALGORITHM_PARAMS
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+DATASETS = ("digits", "fashion_mnist", "cifar10", "cifar100", "synthetic")
+MODELS = ("cnn", "resnet20", "resnet32", "resnet44", "resnet56")
+
+
+class PartitionConfig(_Strict):
+    """How the training split is dealt to clients (FEDMPQ.md section 1; supplementary eq. 1-2)."""
+
+    kind: Literal["dirichlet", "iid", "shards"] = "dirichlet"
+    alpha: Annotated[float, Field(gt=0, le=1e6)] = 0.5
+    shards_per_client: Annotated[int, Field(ge=1, le=10_000)] = 2
+    min_share: Annotated[float, Field(ge=0, lt=1)] | None = None
+
+
+class SyntheticOptions(_Strict):
+    train_size: Annotated[int, Field(ge=10, le=10_000_000)] = 2000
+    test_size: Annotated[int, Field(ge=10, le=10_000_000)] = 500
+    num_classes: Annotated[int, Field(ge=2, le=1000)] = 10
+    channels: Annotated[int, Field(ge=1, le=16)] = 1
+    image_size: Annotated[int, Field(ge=4, le=256)] = 28
+
+
+class DataConfig(_Strict):
+    dataset: str = "digits"
+    root: str | None = None
+    partition: PartitionConfig = PartitionConfig()
+    train_subset: Annotated[int, Field(ge=1)] | None = None
+    test_subset: Annotated[int, Field(ge=1)] | None = None
+    synthetic: SyntheticOptions = SyntheticOptions()
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, v: str) -> str:
+        if v not in DATASETS:
+            raise ValueError(f"unknown dataset '{v}'; expected one of {', '.join(DATASETS)}")
+        return v
+
+
+class CnnOptions(_Strict):
+    channels: Annotated[list[Annotated[int, Field(ge=1, le=4096)]], Field(min_length=1)] = [16, 32]
+    hidden: list[Annotated[int, Field(ge=1, le=65536)]] = [64]
+    batchnorm: bool = True
+
+
+class ResNetOptions(_Strict):
+    shortcut: Literal["A", "B"] = "A"
+
+
+class ModelConfig(_Strict):
+    name: str = "cnn"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        if v not in MODELS:
+            raise ValueError(f"unknown model '{v}'; expected one of {', '.join(MODELS)}")
+        return v
+
+    def options_schema(self) -> type[BaseModel]:
+        return CnnOptions if self.name == "cnn" else ResNetOptions
+
+    def resolved_options(self) -> dict[str, Any]:
+        """Options with defaults filled in (validated by the loader, with key paths)."""
+        return self.options_schema().model_validate(self.options).model_dump()
+
+
+class FleetGroup(_Strict):
+    """A group of identical clients: one hardware profile, one bit budget."""
+
+    profile: str
+    count: Annotated[int, Field(ge=1, le=1_000_000)]
+    budget_bits: Annotated[float, Field(ge=1, le=32)] = 8
+    link: str | None = None
+    override: dict[str, Any] = Field(default_factory=dict)
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.profile
+
+
+class SelectionConfig(_Strict):
+    """Which clients train each round and how long the server waits for them."""
+
+    per_round: Annotated[int, Field(ge=1)] | None = None
+    fraction: Annotated[float, Field(gt=0, le=1)] | None = None
+    deadline_s: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SelectionConfig:
+        if self.per_round is not None and self.fraction is not None:
+            raise ValueError("give either per_round or fraction, not both")
+        return self
+
+
+class ExecutionConfig(_Strict):
+    """Where real training runs. Never changes results, only host time."""
+
+    executor: Literal["inline", "process"] = "inline"
+    workers: Annotated[int, Field(ge=1, le=256)] = 1
+    threads: Annotated[int, Field(ge=1, le=256)] = 1
+    device: Literal["cpu", "cuda"] = "cpu"
+    eval_batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 1024
+
+
+class AlgorithmConfig(BaseModel):
+    """Algorithm name, shared training hyperparameters and the method's own parameters.
+
+    Method-specific keys sit beside the shared ones (``algorithm.lam`` for FedMPQ); they
+    are validated against the method's own schema from :mod:`fedsim.algorithms.params`.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = "fedavg"
+    lr: Annotated[float, Field(gt=0, le=100)] = 0.05
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    weight_decay: Annotated[float, Field(ge=0, le=1)] = 5e-4
+    local_epochs: Annotated[int, Field(ge=1, le=10_000)] = 1
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 32
+    lr_milestones: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
+    lr_gamma: Annotated[float, Field(gt=0, le=1)] = 0.1
+
+    @field_validator("name")
+    @classmethod
+    def _known_algorithm(cls, v: str) -> str:
+        if v not in ALGORITHM_PARAMS:
+            raise ValueError(
+                f"unknown algorithm '{v}'; expected one of {', '.join(sorted(ALGORITHM_PARAMS))}"
+            )
+        return v
+
+    def method_params(self) -> BaseModel:
+        """The method's own parameters with defaults filled in."""
+        return ALGORITHM_PARAMS[self.name].model_validate(self.model_extra or {})
+
+
+class Scenario(_Strict):
+    """A complete, validated simulation scenario."""
+
+    name: str = "scenario"
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    rounds: Annotated[int, Field(ge=1, le=1_000_000)] = 10
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    algorithm: AlgorithmConfig = AlgorithmConfig()
+    fleet: Annotated[list[FleetGroup], Field(min_length=1)]
+    profiles: list[str] = Field(default_factory=list)
+    selection: SelectionConfig = SelectionConfig()
+    execution: ExecutionConfig = ExecutionConfig()
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        import re
+
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}", v):
+            raise ValueError("expected letters, digits, '_', '-' or '.' (used in folder names)")
+        return v
+
+    @property
+    def n_clients(self) -> int:
+        return sum(g.count for g in self.fleet)
+
+    def clients_per_round(self) -> int:
+        n = self.n_clients
+        if self.selection.per_round is not None:
+            return min(self.selection.per_round, n)
+        if self.selection.fraction is not None:
+            return max(1, round(self.selection.fraction * n))
+        return n

@@ -1,0 +1,92 @@
+"""What runs inside an executor: a per-process context built once, then one task at a time.
+
+Like pfl-research's workers, each process loads the dataset once (pool initializer), keeps
+one model and one algorithm object, and receives only the global state, the client's indices
+and a seed per task. The torch thread count is fixed here for every executor, because a
+reduction's summation order (and so the low bits of the result) follows it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from fedsim.algorithms.base import Algorithm, ClientTask, ClientUpdate, TrainHyper
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """Plain, picklable recipe for a worker's context."""
+
+    dataset: str
+    data_root: str | None
+    data_seed: int
+    data_options: dict[str, Any]
+    model_name: str
+    model_options: dict[str, Any]
+    algorithm: str
+    hyper: TrainHyper
+    algo_params: dict[str, Any]
+    threads: int
+    device: str = "cpu"
+
+
+class WorkerContext:
+    """Dataset tensors, one model and one algorithm instance, built once per process."""
+
+    def __init__(self, setup: WorkerSetup) -> None:
+        from fedsim.algorithms.params import ALGORITHM_PARAMS
+        from fedsim.algorithms.registry import algorithm_class
+        from fedsim.data import load_dataset
+        from fedsim.models import build_model, model_spec
+
+        configure_torch(setup.threads)
+        self.setup = setup
+        self.device = torch.device(setup.device)
+        train, _test = load_dataset(
+            setup.dataset, root=setup.data_root, seed=setup.data_seed,
+            options=setup.data_options,
+        )
+        self.x = torch.from_numpy(train.x).to(self.device)
+        self.y = torch.from_numpy(train.y).to(self.device)
+        self.model: nn.Module = build_model(
+            setup.model_name, in_channels=train.channels, num_classes=train.num_classes,
+            image_size=train.image_size, options=setup.model_options,
+        ).to(self.device)
+        spec = model_spec(
+            self.model, name=setup.model_name,
+            input_shape=(train.channels, train.image_size, train.image_size),
+        )
+        params = ALGORITHM_PARAMS[setup.algorithm].model_validate(setup.algo_params)
+        self.algorithm: Algorithm = algorithm_class(setup.algorithm)(setup.hyper, params, spec)
+
+    def run(self, task: ClientTask) -> ClientUpdate:
+        idx = torch.as_tensor(task.indices, dtype=torch.long, device=self.device)
+        torch.manual_seed(task.seed)  # guard: any stray global draw is seeded too
+        update = self.algorithm.client_update(self.model, task, self.x[idx], self.y[idx])
+        return update
+
+
+def configure_torch(threads: int) -> None:
+    """Same numerics in every executor: fixed thread count, deterministic algorithms."""
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+_CONTEXT: WorkerContext | None = None
+
+
+def init_worker(setup: WorkerSetup) -> None:
+    """Pool initializer: build this process's context once."""
+    global _CONTEXT
+    _CONTEXT = WorkerContext(setup)
+
+
+def run_task(task: ClientTask) -> ClientUpdate:
+    """Entry point of a pool task."""
+    if _CONTEXT is None:  # pragma: no cover - initializer always runs first
+        raise RuntimeError("worker context not initialised")
+    return _CONTEXT.run(task)

@@ -1,0 +1,117 @@
+"""The run folder: written in a hidden temporary folder, renamed into place at the end.
+
+A run that fails (bad input found late, a crash, Ctrl-C) leaves no half-written results
+folder behind. Only simulated, deterministic quantities go to the CSV/JSONL files; host
+time and memory go to summary.json alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from fedsim.engine.records import ClientRoundRecord, RoundRecord
+
+ROUND_COLUMNS = [
+    "round", "sim_time_s", "energy_j", "accuracy", "loss", "participants", "stragglers",
+    "selected", "infeasible", "round_s", "round_energy_j",
+]
+CLIENT_COLUMNS = [
+    "round", "client_id", "device", "budget_bits", "avg_bits", "samples", "compute_s",
+    "comm_s", "energy_j", "status", "device_class", "group", "avg_bits_up", "downlink_j",
+    "compute_j", "uplink_j", "idle_j", "idle_s", "bits_down_payload", "bits_up_payload",
+    "reason",
+]
+BITS_COLUMNS = ["round", "client_id", "layer", "params", "bits_down", "bits_up"]
+
+
+def fmt(value: Any) -> str:
+    """Stable text for numbers: shortest round-trip repr for floats."""
+    if isinstance(value, float):
+        return repr(round(value, 10))
+    return str(value)
+
+
+class RunFolder:
+    """Owns one run's output folder."""
+
+    def __init__(self, output: Path, run_id: str) -> None:
+        self.output = output
+        self.run_id = run_id
+        self.final = output / run_id
+        self.tmp = output / f".{run_id}.partial"
+        output.mkdir(parents=True, exist_ok=True)
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        self.tmp.mkdir()
+        self._events = open(self.tmp / "events.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        self._rounds = self._csv("rounds.csv", ROUND_COLUMNS)
+        self._clients = self._csv("clients.csv", CLIENT_COLUMNS)
+        self._bits = self._csv("bits.csv", BITS_COLUMNS)
+        self.layer_params: list[tuple[str, int]] = []
+
+    def _csv(self, name: str, header: list[str]) -> io.TextIOWrapper:
+        f = open(self.tmp / name, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        csv.writer(f, lineterminator="\n").writerow(header)
+        return f
+
+    @property
+    def path(self) -> Path:
+        return self.tmp
+
+    # -- observer interface ------------------------------------------------------------------
+    def on_event(self, event: dict[str, Any]) -> None:
+        self._events.write(json.dumps(event, separators=(",", ":"), sort_keys=False) + "\n")
+
+    def on_client(self, rec: ClientRoundRecord) -> None:
+        row = [getattr(rec, c) for c in CLIENT_COLUMNS]
+        csv.writer(self._clients, lineterminator="\n").writerow([fmt(v) for v in row])
+        w = csv.writer(self._bits, lineterminator="\n")
+        for i, (layer, params) in enumerate(self.layer_params):
+            down = rec.bits_down[i] if i < len(rec.bits_down) else ""
+            up = rec.bits_up[i] if i < len(rec.bits_up) else ""
+            w.writerow([rec.round, rec.client_id, layer, params, down, up])
+
+    def on_round(self, rec: RoundRecord) -> None:
+        row = [getattr(rec, c) for c in ROUND_COLUMNS]
+        csv.writer(self._rounds, lineterminator="\n").writerow([fmt(v) for v in row])
+        for f in (self._events, self._rounds, self._clients, self._bits):
+            f.flush()
+
+    # -- files ------------------------------------------------------------------------------
+    def write_text(self, name: str, text: str) -> None:
+        (self.tmp / name).write_text(text, encoding="utf-8")
+
+    def write_json(self, name: str, data: Any) -> None:
+        self.write_text(name, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    def close_files(self) -> None:
+        for f in (self._events, self._rounds, self._clients, self._bits):
+            if not f.closed:
+                f.flush()
+                os.fsync(f.fileno())
+                f.close()
+
+    def commit(self) -> Path:
+        """Publish the run: rename the temporary folder to its final name."""
+        self.close_files()
+        os.replace(self.tmp, self.final)
+        return self.final
+
+    def abort(self) -> None:
+        """Remove everything this run wrote."""
+        self.close_files()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def unique_run_id(output: Path, base: str) -> str:
+    run_id, i = base, 1
+    while (output / run_id).exists() or (output / f".{run_id}.partial").exists():
+        i += 1
+        run_id = f"{base}-{i}"
+    return run_id

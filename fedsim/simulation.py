@@ -1,0 +1,479 @@
+"""The run loop: build every part from a validated scenario, wire the engine to training,
+own the run folder. The CLI only calls :func:`run_scenario`.
+
+Order matters for the promise "bad input never leaves a half-written results folder":
+everything that can fail on user input (profiles, dataset files, model options, memory of
+the host) is resolved *before* the run folder is created.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from fedsim.config.loader import LoadedScenario
+from fedsim.config.schema import Scenario
+from fedsim.engine.types import ClientDesc, EvalResult, PhaseCost, WorkItem, WorkResult
+from fedsim.errors import InputError, RunError
+from fedsim.hardware import (
+    DeviceProfile,
+    LinkProfile,
+    ProfileLibrary,
+    apply_override,
+    check_memory,
+    sample_bandwidth_factor,
+    train_cost,
+    transfer_cost,
+)
+from fedsim.payload import model_payload_bits
+from fedsim.seeding import derive_seed, rng
+from fedsim.spec import ModelSpec
+
+
+# ---------------------------------------------------------------------------------------------
+# Fleet resolution (torch-free: also used by `fedsim validate`)
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FleetClient:
+    client_id: int
+    group: str
+    budget_bits: float
+    profile: DeviceProfile
+    link: LinkProfile
+
+
+def resolve_fleet(loaded: LoadedScenario) -> list[FleetClient]:
+    """Look up every group's profile (scenario's own profile paths first), apply overrides."""
+    sc = loaded.scenario
+    try:
+        library = ProfileLibrary.load(sc.profiles, base_dir=loaded.base_dir)
+    except InputError as exc:
+        if exc.file is None:
+            raise InputError(exc.detail, file=loaded.label, key=exc.key or "profiles") from None
+        raise
+    clients: list[FleetClient] = []
+    cid = 0
+    for i, group in enumerate(sc.fleet):
+        key = f"fleet[{i}]"
+        try:
+            profile = library.get(group.profile)
+        except InputError as exc:
+            raise InputError(exc.detail, file=loaded.label, key=f"{key}.profile") from None
+        if group.override:
+            profile = apply_override(
+                profile, group.override, file=loaded.label, key_prefix=f"{key}.override"
+            )
+        if group.link is not None:
+            try:
+                link = library.link(group.link)
+            except InputError as exc:
+                raise InputError(exc.detail, file=loaded.label, key=f"{key}.link") from None
+        else:
+            link = library.resolved_link(profile)
+        for _ in range(group.count):
+            clients.append(FleetClient(cid, group.label, group.budget_bits, profile, link))
+            cid += 1
+    return clients
+
+
+# ---------------------------------------------------------------------------------------------
+# Cost oracle: the engine's view of the hardware models
+# ---------------------------------------------------------------------------------------------
+class HardwareCost:
+    """Per-client compute/transfer/memory costs from profiles, the layer table and bits."""
+
+    def __init__(
+        self,
+        fleet: Sequence[FleetClient],
+        spec: ModelSpec,
+        *,
+        act_bits: int | None,
+        batch_size: int,
+        samples: Sequence[int],
+        seed: int,
+    ) -> None:
+        self.fleet = {c.client_id: c for c in fleet}
+        self.spec = spec
+        self.act_bits = act_bits
+        self.batch_size = batch_size
+        self.samples = dict(zip([c.client_id for c in fleet], samples, strict=True))
+        # Per-client link speed (log-normal around the profile), fixed for the run.
+        self.bw = {
+            c.client_id: (
+                sample_bandwidth_factor(c.link, rng(seed, "bandwidth", c.client_id, "up")),
+                sample_bandwidth_factor(c.link, rng(seed, "bandwidth", c.client_id, "down")),
+            )
+            for c in fleet
+        }
+
+    def _batch(self, cid: int) -> int:
+        return max(1, min(self.batch_size, self.samples[cid]))
+
+    def compute(self, client_id: int, bits: Sequence[int], steps: int) -> PhaseCost:
+        c = train_cost(
+            self.fleet[client_id].profile, self.spec, bits,
+            act_bits=self.act_bits, batch_size=self._batch(client_id), steps=steps,
+        )
+        return PhaseCost(c.time_s, c.energy_j)
+
+    def transfer(self, client_id: int, bits: Sequence[int], direction: str) -> PhaseCost:
+        payload = model_payload_bits(self.spec, bits)
+        up, down = self.bw[client_id]
+        t = transfer_cost(
+            self.fleet[client_id].link, payload, direction=direction,  # type: ignore[arg-type]
+            bandwidth_factor=up if direction == "up" else down,
+        )
+        return PhaseCost(t.time_s, t.energy_j, payload)
+
+    def memory_problem(self, client_id: int, bits: Sequence[int]) -> str | None:
+        return check_memory(
+            self.fleet[client_id].profile, self.spec, bits,
+            batch_size=self._batch(client_id), act_bits=self.act_bits,
+        )
+
+    def idle_power_w(self, client_id: int) -> float:
+        return float(self.fleet[client_id].profile.power.idle_w)
+
+    def avg_bits(self, bits: Sequence[int]) -> float:
+        return self.spec.avg_bits(bits)
+
+
+# ---------------------------------------------------------------------------------------------
+# Trainer port: the engine's door to real training
+# ---------------------------------------------------------------------------------------------
+class _ResultHandle:
+    """Turns an executor handle of a ClientUpdate into the engine's WorkResult."""
+
+    def __init__(self, port: TrainingPort, item: WorkItem, handle: Any) -> None:
+        self._port, self._item, self._handle = port, item, handle
+        self._result: WorkResult | None = None
+
+    def result(self) -> WorkResult:
+        if self._result is None:
+            try:
+                update = self._handle.result()
+            except Exception as exc:  # a worker error becomes a clear run error
+                raise RunError(
+                    f"client {self._item.client_id} failed in round {self._item.round}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            self._port._updates[(self._item.round, self._item.client_id)] = update
+            self._result = WorkResult(
+                round=update.round,
+                client_id=update.client_id,
+                bits_up=tuple(update.bits_up),
+                samples=update.samples,
+                train_loss=update.train_loss,
+                metrics=dict(update.metrics),
+            )
+        return self._result
+
+    def cancel(self) -> bool:
+        return bool(self._handle.cancel())
+
+
+class TrainingPort:
+    """Real training behind the engine: algorithm server side here, client side on workers."""
+
+    def __init__(self, algorithm: Any, executor: Any, partitions: Sequence[np.ndarray],
+                 evaluator: Any) -> None:
+        self.algorithm = algorithm
+        self.executor = executor
+        self.partitions = partitions
+        self.evaluator = evaluator
+        self._handles: dict[tuple[int, int], _ResultHandle] = {}
+        self._updates: dict[tuple[int, int], Any] = {}
+
+    def downlink_bits(self, round: int, client_ids: Sequence[int]) -> dict[int, tuple[int, ...]]:
+        return self.algorithm.downlink_bits(round, client_ids)
+
+    def submit(self, item: WorkItem) -> _ResultHandle:
+        from fedsim.algorithms.base import ClientTask
+
+        task = ClientTask(
+            round=item.round,
+            client_id=item.client_id,
+            bits=item.bits,
+            seed=item.seed,
+            lr=self.algorithm.hyper.lr_at(item.round),
+            indices=self.partitions[item.client_id],
+            global_state=self.algorithm.global_state,
+            budget_bits=self.algorithm.clients[item.client_id].budget_bits,
+        )
+        handle = _ResultHandle(self, item, self.executor.submit(task))
+        self._handles[(item.round, item.client_id)] = handle
+        return handle
+
+    def discard(self, round: int, client_id: int) -> None:
+        handle = self._handles.pop((round, client_id), None)
+        if handle is not None:
+            handle.cancel()
+        self._updates.pop((round, client_id), None)
+
+    def aggregate(self, round: int, client_ids: Sequence[int]) -> None:
+        updates = [self._updates.pop((round, cid)) for cid in client_ids]
+        self.algorithm.aggregate(round, updates)
+        for key in [k for k in self._handles if k[0] <= round]:
+            self._handles.pop(key).cancel()
+
+    def evaluate(self, round: int) -> EvalResult:
+        return self.evaluator(self.algorithm.eval_state())
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class RunOutcome:
+    path: Path
+    summary: dict[str, Any]
+    rounds: list[Any] = field(default_factory=list)
+
+
+def resolved_scenario_dict(sc: Scenario) -> dict[str, Any]:
+    data = sc.model_dump(mode="json")
+    data["algorithm"] = {**data["algorithm"], **sc.algorithm.method_params().model_dump()}
+    data["model"]["options"] = sc.model.resolved_options()
+    return data
+
+
+def _host_info() -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": cpu,
+        "platform": platform.platform(),
+    }
+
+
+def _peak_rss_mb() -> dict[str, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"peak_rss_mb": round(own, 1), "peak_rss_workers_mb": round(children, 1)}
+
+
+def run_scenario(
+    loaded: LoadedScenario,
+    *,
+    output: Path,
+    run_name: str | None = None,
+    progress: bool | None = None,
+) -> RunOutcome:
+    """Run one scenario end to end and publish its run folder. Raises InputError/RunError."""
+    import torch
+
+    from fedsim.algorithms.base import ClientInfo, TrainHyper
+    from fedsim.algorithms.params import ALGORITHM_PARAMS
+    from fedsim.algorithms.registry import algorithm_class
+    from fedsim.algorithms.training import steps_per_epoch
+    from fedsim.data import load_dataset, partition
+    from fedsim.engine.core import Engine, EngineConfig
+    from fedsim.execution.executors import make_executor
+    from fedsim.execution.worker import WorkerSetup, configure_torch
+    from fedsim.models import build_model, model_spec
+    from fedsim.progress import RoundProgress
+
+    host_t0 = time.perf_counter()
+    sc = loaded.scenario
+    fleet = resolve_fleet(loaded)
+
+    # Data (an absent dataset is an input error, raised before anything is written).
+    data_options = _data_options(sc)
+    try:
+        train, test = load_dataset(sc.data.dataset, root=sc.data.root, seed=sc.seed,
+                                   options=data_options)
+    except InputError as exc:
+        raise InputError(exc.detail, file=loaded.label, key=exc.key or "data") from None
+    parts = partition(
+        train.y, sc.n_clients, kind=sc.data.partition.kind,
+        rng=rng(sc.seed, "partition"), alpha=sc.data.partition.alpha,
+        shards_per_client=sc.data.partition.shards_per_client,
+        min_share=sc.data.partition.min_share,
+    )
+
+    configure_torch(sc.execution.threads)
+    torch.manual_seed(derive_seed(sc.seed, "init"))
+    model_options = sc.model.resolved_options()
+    model = build_model(sc.model.name, in_channels=train.channels,
+                        num_classes=train.num_classes, image_size=train.image_size,
+                        options=model_options)
+    spec = model_spec(model, name=sc.model.name,
+                      input_shape=(train.channels, train.image_size, train.image_size))
+
+    a = sc.algorithm
+    hyper = TrainHyper(lr=a.lr, momentum=a.momentum, weight_decay=a.weight_decay,
+                       batch_size=a.batch_size, local_epochs=a.local_epochs,
+                       lr_milestones=tuple(a.lr_milestones), lr_gamma=a.lr_gamma)
+    params = a.method_params()
+    algorithm = algorithm_class(a.name)(hyper, params, spec)
+    samples = [len(p) for p in parts]
+    algorithm.setup(model, [ClientInfo(c.client_id, c.budget_bits, samples[c.client_id])
+                            for c in fleet])
+
+    cost = HardwareCost(fleet, spec, act_bits=algorithm.act_bits, batch_size=a.batch_size,
+                        samples=samples, seed=sc.seed)
+    clients = [
+        ClientDesc(c.client_id, c.group, c.profile.name, c.profile.device_class,
+                   c.budget_bits, samples[c.client_id])
+        for c in fleet
+    ]
+    _refuse_if_nobody_fits(loaded, fleet, cost, algorithm)
+
+    setup = WorkerSetup(
+        dataset=sc.data.dataset, data_root=sc.data.root, data_seed=sc.seed,
+        data_options=data_options, model_name=sc.model.name, model_options=model_options,
+        algorithm=a.name, hyper=hyper,
+        algo_params=ALGORITHM_PARAMS[a.name].model_validate(a.model_extra or {}).model_dump(),
+        threads=sc.execution.threads, device=sc.execution.device,
+    )
+    evaluator = Evaluator(model, test.x, test.y, sc.execution.eval_batch_size)
+
+    from fedsim.rundir import RunFolder, unique_run_id
+
+    output.mkdir(parents=True, exist_ok=True)
+    run_id = unique_run_id(output, run_name or f"{sc.name}-{a.name}-s{sc.seed}")
+    folder = RunFolder(output, run_id)
+    folder.layer_params = [(lay.name, lay.params) for lay in spec.quantized_layers]
+    executor = None
+    rounds: list[Any] = []
+    bar = RoundProgress(total=sc.rounds, enabled=progress)
+    try:
+        folder.write_text("scenario.yaml", yaml.safe_dump(resolved_scenario_dict(sc),
+                                                           sort_keys=False))
+        executor = make_executor(sc.execution.executor, setup, sc.execution.workers)
+        port = TrainingPort(algorithm, executor, parts, evaluator)
+
+        class _Obs:
+            on_event = folder.on_event
+            on_client = folder.on_client
+
+            @staticmethod
+            def on_round(rec: Any) -> None:
+                folder.on_round(rec)
+                rounds.append(rec)
+                bar.update(rec)
+
+        engine = Engine(
+            EngineConfig(seed=sc.seed, rounds=sc.rounds, per_round=sc.clients_per_round(),
+                         epochs=a.local_epochs, deadline_s=sc.selection.deadline_s),
+            clients, port, cost, _Obs(),
+            steps_for=lambda n: steps_per_epoch(n, a.batch_size),
+        )
+        engine.run()
+        summary = _summary(sc, run_id, rounds, spec, host_t0, executor=sc.execution)
+        folder.write_json("summary.json", summary)
+        path = folder.commit()
+    except BaseException:
+        folder.abort()
+        raise
+    finally:
+        bar.close()
+        if executor is not None:
+            executor.shutdown()
+    return RunOutcome(path=path, summary=summary, rounds=rounds)
+
+
+def _data_options(sc: Scenario) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    if sc.data.dataset == "synthetic":
+        opts.update(sc.data.synthetic.model_dump())
+    if sc.data.train_subset is not None:
+        opts["train_subset"] = sc.data.train_subset
+    if sc.data.test_subset is not None:
+        opts["test_subset"] = sc.data.test_subset
+    return opts
+
+
+def _refuse_if_nobody_fits(loaded: LoadedScenario, fleet: Sequence[FleetClient],
+                           cost: HardwareCost, algorithm: Any) -> None:
+    """If no client could ever train the model at its first-round bits, say so up front."""
+    bits = algorithm.downlink_bits(0, [c.client_id for c in fleet])
+    problems = {c.client_id: cost.memory_problem(c.client_id, bits[c.client_id]) for c in fleet}
+    if fleet and all(problems.values()):
+        first = fleet[0]
+        raise InputError(
+            f"no client can fit this model in memory; e.g. {first.profile.name}: "
+            f"{problems[first.client_id]}",
+            file=loaded.label, key="fleet",
+        )
+
+
+class Evaluator:
+    """Tests a float state on the test split in eval mode (FEDMPQ.md section 8)."""
+
+    def __init__(self, model: Any, x: np.ndarray, y: np.ndarray, batch_size: int) -> None:
+        import copy
+
+        import torch
+
+        self.model = copy.deepcopy(model)
+        self.x = torch.from_numpy(x)
+        self.y = torch.from_numpy(y)
+        self.batch_size = batch_size
+
+    def __call__(self, state: dict[str, Any]) -> EvalResult:
+        import torch
+        from torch.nn import functional as F
+
+        self.model.load_state_dict(state)
+        self.model.eval()
+        correct, loss_sum, n = 0, 0.0, int(self.x.shape[0])
+        with torch.no_grad():
+            for i in range(0, n, self.batch_size):
+                xb, yb = self.x[i : i + self.batch_size], self.y[i : i + self.batch_size]
+                out = self.model(xb)
+                loss_sum += float(F.cross_entropy(out, yb, reduction="sum"))
+                correct += int((out.argmax(1) == yb).sum())
+        return EvalResult(accuracy=correct / max(1, n), loss=loss_sum / max(1, n))
+
+
+def _summary(sc: Scenario, run_id: str, rounds: list[Any], spec: ModelSpec, t0: float,
+             executor: Any) -> dict[str, Any]:
+    accs = [r.accuracy for r in rounds]
+    last = rounds[-1] if rounds else None
+    return {
+        "run_id": run_id,
+        "scenario": sc.name,
+        "algorithm": sc.algorithm.name,
+        "seed": sc.seed,
+        "rounds": len(rounds),
+        "clients": sc.n_clients,
+        "model": {"name": spec.name, "quantized_layers": spec.n_quantized,
+                  "params": spec.total_params, "macs_per_sample": spec.macs_per_sample},
+        "final_accuracy": last.accuracy if last else None,
+        "best_accuracy": max(accs) if accs else None,
+        "final_loss": last.loss if last else None,
+        "sim_time_s": last.sim_time_s if last else 0.0,
+        "energy_j": last.energy_j if last else 0.0,
+        "stragglers": sum(r.stragglers for r in rounds),
+        "infeasible": sum(r.infeasible for r in rounds),
+        "host": {
+            "wall_s": round(time.perf_counter() - t0, 3),
+            **_peak_rss_mb(),
+            "executor": executor.executor if executor.workers == 1 else "process",
+            "workers": executor.workers,
+            "threads": executor.threads,
+            "argv": sys.argv,
+            **_host_info(),
+        },
+    }
