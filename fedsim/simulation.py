@@ -28,7 +28,6 @@ from fedsim.hardware import (
     DeviceProfile,
     LinkProfile,
     ProfileLibrary,
-    apply_override,
     check_memory,
     sample_bandwidth_factor,
     train_cost,
@@ -64,23 +63,15 @@ def resolve_fleet(loaded: LoadedScenario) -> list[FleetClient]:
     cid = 0
     for i, group in enumerate(sc.fleet):
         key = f"fleet[{i}]"
-        try:
-            profile = library.get(group.profile)
-        except InputError as exc:
-            raise InputError(exc.detail, file=loaded.label, key=f"{key}.profile") from None
-        if group.override:
-            profile = apply_override(
-                profile, group.override, file=loaded.label, key_prefix=f"{key}.override"
-            )
+        profile = library.profile_for(group.profile, group.override or None,
+                                      file=loaded.label, key_prefix=key)
         if group.link is not None:
-            try:
-                link = library.link(group.link)
-            except InputError as exc:
-                raise InputError(exc.detail, file=loaded.label, key=f"{key}.link") from None
-        else:
-            link = library.resolved_link(profile)
+            link = library.link(group.link, file=loaded.label, key=f"{key}.link")
+            profile = profile.model_copy(update={"link": link})
+        assert isinstance(profile.link, LinkProfile)
         for _ in range(group.count):
-            clients.append(FleetClient(cid, group.label, group.budget_bits, profile, link))
+            clients.append(FleetClient(cid, group.label, group.budget_bits, profile,
+                                       profile.link))
             cid += 1
     return clients
 

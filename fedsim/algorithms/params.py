@@ -21,6 +21,37 @@ class FedAvgParams(_Params):
     aggregation: Literal["samples", "uniform"] = "samples"
 
 
+class FedProxParams(FedAvgParams):
+    """FedProx: proximal coefficient mu (Li et al. 2020 tune it in {0.001, 0.01, 0.1, 1})."""
+
+    mu: Annotated[float, Field(ge=0, le=100)] = 0.01
+
+
+class FedPAQParams(FedAvgParams):
+    """FedPAQ: float training, unbiased stochastic quantization of the uploaded difference."""
+
+
+class UVeQFedParams(FedAvgParams):
+    """UVeQFed: float training, dithered hexagonal-lattice quantization of the difference."""
+
+
+class BitPlaneParams(_Params):
+    """Bit-plane methods (FedMPQ, AQFL, FPQ8); defaults from FEDMPQ.md sections 3-6."""
+
+    lam: Annotated[float, Field(ge=0, le=10)] = 1e-3
+    epsilon: Annotated[float, Field(ge=0, lt=1)] = 0.02
+    act_bits: Annotated[int, Field(ge=1, le=16)] | None = 4
+    rounding: Literal["round", "ceil", "stochastic"] = "round"
+    aggregation: Literal["samples", "uniform"] = "samples"
+    float_lr: Annotated[float, Field(gt=0, le=100)] | None = None
+
+
 ALGORITHM_PARAMS: dict[str, type[BaseModel]] = {
+    "fedmpq": BitPlaneParams,
+    "aqfl": BitPlaneParams,
+    "fpq8": BitPlaneParams,
     "fedavg": FedAvgParams,
+    "fedprox": FedProxParams,
+    "fedpaq": FedPAQParams,
+    "uveqfed": UVeQFedParams,
 }

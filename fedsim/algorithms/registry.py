@@ -10,6 +10,12 @@ if TYPE_CHECKING:
 
 _CLASSES: dict[str, str] = {
     "fedavg": "fedsim.algorithms.fedavg:FedAvg",
+    "fedmpq": "fedsim.algorithms.bitplane:FedMPQ",
+    "aqfl": "fedsim.algorithms.bitplane:AQFL",
+    "fpq8": "fedsim.algorithms.bitplane:FPQ8",
+    "fedprox": "fedsim.algorithms.fedprox:FedProx",
+    "fedpaq": "fedsim.algorithms.fedpaq:FedPAQ",
+    "uveqfed": "fedsim.algorithms.uveqfed:UVeQFed",
 }
 
 

@@ -1,0 +1,87 @@
+"""FedMPQ's server-side bit allocation: bit statistics, layer priority, pruning-growing.
+
+Pure numpy (FEDMPQ.md sections 6-7), kept apart from the strategy file like Flower keeps its
+aggregation math apart, so the rules can be tested on hand examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+MIN_BITS = 1
+MAX_BITS = 8
+_EPS = 1e-9
+
+
+def client_weights(samples: Sequence[int], budgets: Sequence[float]) -> np.ndarray:
+    """``omega_n = samples_n * B_n / sum_k samples_k * B_k`` (FEDMPQ.md section 6)."""
+    w = np.asarray(samples, dtype=np.float64) * np.asarray(budgets, dtype=np.float64)
+    total = w.sum()
+    if total <= 0:
+        return np.full(len(w), 1.0 / max(1, len(w)))
+    return w / total
+
+
+def bit_statistics(
+    bits_up: Sequence[Sequence[int]],
+    reductions: Sequence[Sequence[int]],
+    omega: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``b_bar[l] = round(sum omega_n b~_n[l])``, ``D_bar[l] = round(sum omega_n D_n[l] + 1)``."""
+    b = np.asarray(bits_up, dtype=np.float64)
+    d = np.asarray(reductions, dtype=np.float64)
+    b_bar = np.rint(omega @ b).astype(np.int64)
+    d_bar = np.rint(omega @ d + 1.0).astype(np.int64)
+    return np.clip(b_bar, MIN_BITS, MAX_BITS), d_bar
+
+
+def layer_priority(layer_w: Sequence[float], d_bar: np.ndarray) -> np.ndarray:
+    """``pi[l] = w_l * D_bar[l]``: large layers that clients pruned most go first."""
+    return np.asarray(layer_w, dtype=np.float64) * np.asarray(d_bar, dtype=np.float64)
+
+
+def prune_grow(
+    b_bar: Sequence[int],
+    priority: Sequence[float],
+    layer_w: Sequence[float],
+    budget: float,
+    *,
+    min_bits: int = MIN_BITS,
+    max_bits: int = MAX_BITS,
+) -> list[int]:
+    """Fit ``b_bar`` to one client's budget (FEDMPQ.md section 7).
+
+    PRUNE from the highest-priority layer while the average exceeds the budget; GROW from the
+    lowest-priority layer while there is room. Decision: a growth step that would exceed the
+    budget is skipped and the cursor moves on, so the result never exceeds the budget (the
+    reference code may overshoot by one layer's share). Ties in priority break by layer index
+    (stable sort), so the result is deterministic.
+    """
+    w = np.asarray(layer_w, dtype=np.float64)
+    b = np.clip(np.asarray(b_bar, dtype=np.int64).copy(), min_bits, max_bits)
+    order_desc = list(np.argsort(-np.asarray(priority, dtype=np.float64), kind="stable"))
+    avg = float(w @ b)
+
+    # PRUNE
+    i = 0
+    while avg > budget + _EPS and i < len(order_desc):
+        c = order_desc[i]
+        if b[c] > min_bits:
+            b[c] -= 1
+            avg -= w[c]
+        else:
+            i += 1
+
+    # GROW (cursor from the lowest priority up)
+    order_asc = order_desc[::-1]
+    i = 0
+    while i < len(order_asc):
+        c = order_asc[i]
+        if b[c] < max_bits and avg + w[c] <= budget + _EPS:
+            b[c] += 1
+            avg += w[c]
+        else:
+            i += 1
+    return [int(x) for x in b]
