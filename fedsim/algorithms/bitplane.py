@@ -58,8 +58,8 @@ class BitPlaneMethod(Algorithm):
             BitPlaneSGD,
             group_lasso,
             load_float_into_quantized,
+            float_state_dict,
             reduce_precision,
-            to_float,
             to_quantized,
         )
 
@@ -85,8 +85,7 @@ class BitPlaneMethod(Algorithm):
             new_bits, reductions = reduce_precision(qmodel, p.epsilon)
         else:
             new_bits, reductions = bits_before, [0] * len(bits_before)
-        fmodel = to_float(qmodel)
-        state = {k: v.detach().clone() for k, v in fmodel.state_dict().items()}
+        state = {k: v.detach().clone() for k, v in float_state_dict(qmodel).items()}
         return ClientUpdate(
             round=task.round, client_id=task.client_id, state=state,
             bits_up=tuple(int(b) for b in new_bits), samples=int(x.shape[0]),
