@@ -7,41 +7,17 @@ message naming the file and key; never a traceback.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from fedsim import __version__
-from fedsim.errors import InputError, RunError
+from fedsim.cli_errors import handle_errors
+from fedsim.errors import InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def handle_errors(fn: F) -> F:
-    """Turn fedsim's own errors into exit codes: 2 for bad input, 1 for a failed run."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except InputError as exc:
-            _fail(str(exc), 2)
-        except RunError as exc:
-            _fail(str(exc), 1)
-        except KeyboardInterrupt:
-            click.echo("interrupted: nothing was written", err=True)
-            sys.exit(130)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -132,6 +108,15 @@ def validate(scenario_file: Path, overrides: tuple[str, ...]) -> None:
         f"({', '.join(devices)}), {sc.rounds} rounds of {sc.algorithm.name} on "
         f"{sc.data.dataset}/{sc.model.name}"
     )
+
+
+def _register() -> None:
+    from fedsim.profiles_cli import profiles
+
+    main.add_command(profiles)
+
+
+_register()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,5 +33,6 @@ def model_payload_bits(spec: ModelSpec, bits: Sequence[int]) -> int:
     Non-quantized layers (e.g. 1x1 shortcut convs) and the float state go at 32 bits.
     """
     full = spec.expand_bits(bits)
-    total = sum(layer_payload_bits(layer.params, b) for layer, b in zip(spec.layers, full))
+    pairs = zip(spec.layers, full, strict=True)
+    total = sum(layer_payload_bits(layer.params, b) for layer, b in pairs)
     return total + spec.float_params * FLOAT_BITS

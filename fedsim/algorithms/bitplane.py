@@ -56,9 +56,9 @@ class BitPlaneMethod(Algorithm):
     ) -> ClientUpdate:
         from fedsim.quant import (
             BitPlaneSGD,
+            float_state_dict,
             group_lasso,
             load_float_into_quantized,
-            float_state_dict,
             reduce_precision,
             to_quantized,
         )

@@ -33,7 +33,8 @@ class FedProx(Algorithm):
         mu = self.params.mu
 
         def proximal() -> torch.Tensor:
-            return 0.5 * mu * sum(((p - a) ** 2).sum() for p, a in zip(params, anchors))
+            pairs = zip(params, anchors, strict=True)
+            return 0.5 * mu * sum(((p - a) ** 2).sum() for p, a in pairs)
 
         opt = torch.optim.SGD(params, lr=task.lr, momentum=self.hyper.momentum,
                               weight_decay=self.hyper.weight_decay)

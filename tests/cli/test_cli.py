@@ -39,7 +39,8 @@ def test_validate_ok_without_torch(tiny_scenario: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-c",
          "import sys; from fedsim.cli import main\n"
-         f"try:\n    main(['validate', {str(tiny_scenario)!r}])\nexcept SystemExit as e: code=e.code\n"
+         f"try:\n    main(['validate', {str(tiny_scenario)!r}])\n"
+         "except SystemExit as e: code=e.code\n"
          "print('TORCH' if 'torch' in sys.modules else 'NOTORCH')"],
         capture_output=True, text=True,
     )
