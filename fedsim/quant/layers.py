@@ -1,0 +1,405 @@
+"""Drop-in quantized Conv2d/Linear layers and the activation fake-quantizer.
+
+:class:`QConv2d` and :class:`QLinear` compute exactly what ``nn.Conv2d``/``nn.Linear`` compute,
+with the weight rebuilt on every forward from bit planes through the straight-through
+estimator (:class:`~fedsim.quant.ste.BitPlaneSTE`). Biases stay float (FEDMPQ.md section 1
+**Decision**). ``print(model)`` shows each layer's bits (``extra_repr``).
+
+Storage layout (why ``[b, *weight.shape]`` and not a fixed ``[8, ...]`` with an active count):
+
+* the shape *is* the bit-width: ``bits`` is read from ``planes.shape[0]`` (a Python int, no
+  tensor flag, so no device sync on forward) and can never disagree with the planes;
+* gradient, momentum and the optimizer's workspace cover only the live planes, so memory is
+  ``~12 b`` bytes per weight as the cost model assumes (COST_MODEL.md section 4), and group
+  Lasso, densities and the payload need no masking of dead planes;
+* ``state_dict`` is self-describing: loading a state of another bit-width resizes the planes.
+
+The price is a reallocation when the bit-width changes, which happens at most twice per round
+(precision reduction, downlink), never per step. The ``planes`` Parameter *object* survives a
+change of bits (its ``.data`` is swapped), so an optimizer built on the model stays valid
+(:class:`~fedsim.quant.optim.BitPlaneSGD` resets the momentum of a resized layer).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.modules.utils import _pair, _reverse_repeat_tuple
+from torch.nn.utils import skip_init
+
+from fedsim.quant.representation import (
+    SIGN_MAGNITUDE,
+    BitPlaneRepresentation,
+    check_bits,
+    levels,
+    place_values,
+)
+from fedsim.quant.ste import ActFakeQuantSTE, BitPlaneSTE
+
+#: Default activation bit-width (FEDMPQ.md section 1: 4-bit activations on clients).
+DEFAULT_ACT_BITS = 4
+#: Default ReLU6-style clip of the activation quantizer.
+DEFAULT_ACT_CLIP = 6.0
+#: Largest activation bit-width accepted.
+MAX_ACT_BITS = 16
+
+
+class BitPlaneLayer(nn.Module):
+    """Common part of :class:`QConv2d` and :class:`QLinear`: planes, sign, scale, bias.
+
+    Attributes:
+        planes: ``nn.Parameter`` ``[bits, *weight_shape]``, LSB first, exactly 0/1 after every
+            re-quantization.
+        scale: learnable 0-dim ``nn.Parameter`` ``s`` (on purpose a parameter: FedMPQ trains it).
+        sign: buffer of the weight's shape, -1/+1 (saved, not optimised).
+        place: non-persistent buffer ``[1, 2, ..., 2^(bits-1)]`` (the place values).
+        bias: float ``nn.Parameter`` or None.
+    """
+
+    #: The representation used for encode/decode/re-quantize (see representation.py).
+    representation: ClassVar[BitPlaneRepresentation] = SIGN_MAGNITUDE
+    #: ``"conv"`` or ``"linear"`` (as in :class:`fedsim.spec.LayerSpec`).
+    kind: ClassVar[str] = ""
+
+    planes: nn.Parameter
+    scale: nn.Parameter
+    sign: Tensor
+    place: Tensor
+    bias: nn.Parameter | None
+
+    def __init__(
+        self,
+        weight_shape: tuple[int, ...],
+        bias_features: int | None,
+        bits: int,
+        *,
+        device: Any = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        bits = check_bits(bits)
+        factory: dict[str, Any] = {"device": device, "dtype": dtype or torch.float32}
+        self.weight_shape = tuple(int(d) for d in weight_shape)
+        self.planes = nn.Parameter(torch.zeros((bits, *self.weight_shape), **factory))
+        self.scale = nn.Parameter(torch.zeros((), **factory))
+        self.register_buffer("sign", torch.ones(self.weight_shape, **factory))
+        self.register_buffer("place", place_values(bits, **factory), persistent=False)
+        if bias_features is None:
+            self.register_parameter("bias", None)
+        else:
+            self.bias = nn.Parameter(torch.zeros(bias_features, **factory))
+
+    # -- bit-width -------------------------------------------------------------------------
+    @property
+    def bits(self) -> int:
+        """Current bit-width (``planes.shape[0]``; a Python int, no device sync)."""
+        return self.planes.shape[0]
+
+    @property
+    def weight_numel(self) -> int:
+        return self.sign.numel()
+
+    def set_bits_(self, bits: int) -> None:
+        """Resize the plane tensor to ``bits`` planes (contents undefined until re-encoded).
+
+        Keeps the ``planes`` Parameter object (swaps its ``.data``) and drops its gradient.
+        """
+        bits = check_bits(bits)
+        if bits == self.bits:
+            return
+        p = self.planes
+        p.data = p.data.new_empty((bits, *self.weight_shape))
+        p.grad = None
+        self.place = place_values(bits, device=p.device, dtype=p.dtype)
+
+    def keep_planes_(self, lo: int, hi: int, scale_factor: float) -> None:
+        """Keep planes ``lo..hi-1`` only (LSB first) and multiply the scale by ``scale_factor``.
+
+        Used by precision reduction; copies the kept planes into a right-sized tensor so no
+        stale storage is kept alive (or serialised) behind a view.
+        """
+        if not 0 <= lo < hi <= self.bits:
+            raise ValueError(f"cannot keep planes {lo}..{hi - 1} of a {self.bits}-bit layer")
+        p = self.planes
+        if (lo, hi) != (0, self.bits):
+            p.data = p.data[lo:hi].clone()
+            p.grad = None
+            self.place = place_values(hi - lo, device=p.device, dtype=p.dtype)
+        if scale_factor != 1.0:
+            self.scale.data.mul_(scale_factor)
+
+    # -- encode / decode --------------------------------------------------------------------
+    @torch.no_grad()
+    def load_float_weight_(self, weight: Tensor, bits: int | None = None) -> None:
+        """Binarize a float weight into this layer (in place), optionally at new ``bits``.
+
+        Reuses the plane, sign and scale storage when the bit-width does not change.
+        """
+        if tuple(weight.shape) != self.weight_shape:
+            raise ValueError(
+                f"weight of shape {tuple(weight.shape)} does not fit a layer of weight shape "
+                f"{self.weight_shape}"
+            )
+        if bits is not None:
+            self.set_bits_(bits)
+        scale = self.representation.encode_(weight, self.planes.data, self.sign)
+        self.scale.data.copy_(scale)
+
+    @torch.no_grad()
+    def dequantized_weight(self) -> Tensor:
+        """The float weight the forward pass uses (a new tensor, no autograd history)."""
+        return self.representation.decode(self.planes, self.sign, self.scale)
+
+    def quantized_weight(self) -> Tensor:
+        """The forward weight, differentiable w.r.t. planes and scale (STE)."""
+        return BitPlaneSTE.apply(
+            self.planes, self.sign, self.scale, self.place, self.representation
+        )
+
+    @torch.no_grad()
+    def requantize_(self) -> None:
+        """Snap the planes back to clean 0/1 planes (after a manual edit of ``planes``)."""
+        self.representation.requantize_(self.planes.data, self.sign, place=self.place)
+
+    def _load_from_state_dict(
+        self, state_dict: Any, prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
+        # A state saved at another bit-width resizes the planes instead of failing.
+        planes = state_dict.get(prefix + "planes")
+        if planes is not None and planes.dim() == self.planes.dim():
+            self.set_bits_(int(planes.shape[0]))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extra_repr_bits(self) -> str:
+        return f"bits={self.bits}, levels={levels(self.bits)}"
+
+
+class QConv2d(BitPlaneLayer):
+    """Bit-plane ``nn.Conv2d``: same arguments and forward, weight from planes (STE)."""
+
+    kind = "conv"
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] | str = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        *,
+        bits: int = 8,
+        device: Any = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        if in_channels % groups or out_channels % groups:
+            raise ValueError("in_channels and out_channels must be divisible by groups")
+        kernel = _pair(kernel_size)
+        if padding_mode != "zeros" and isinstance(padding, str):
+            raise ValueError("string padding is only supported with padding_mode='zeros'")
+        super().__init__(
+            (out_channels, in_channels // groups, *kernel),
+            out_channels if bias else None,
+            bits,
+            device=device,
+            dtype=dtype,
+        )
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel
+        self.stride = _pair(stride)
+        self.padding = padding if isinstance(padding, str) else _pair(padding)
+        self.dilation = _pair(dilation)
+        self.groups = groups
+        self.padding_mode = padding_mode
+        if padding_mode != "zeros":
+            self._reversed_padding_repeated_twice = _reverse_repeat_tuple(self.padding, 2)
+
+    @classmethod
+    def from_float(cls, conv: nn.Conv2d, bits: int) -> QConv2d:
+        """Bit-plane copy of ``conv`` at ``bits`` bits (weight binarized, bias copied)."""
+        q = cls(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            conv.dilation,
+            conv.groups,
+            conv.bias is not None,
+            conv.padding_mode,
+            bits=bits,
+            device=conv.weight.device,
+            dtype=conv.weight.dtype,
+        )
+        q.load_float_weight_(conv.weight)
+        if conv.bias is not None and q.bias is not None:
+            q.bias.data.copy_(conv.bias.detach())
+        return q
+
+    @torch.no_grad()
+    def to_float(self) -> nn.Conv2d:
+        """``nn.Conv2d`` holding the de-quantized weight (no random init is drawn)."""
+        conv = skip_init(
+            nn.Conv2d,
+            self.in_channels,
+            self.out_channels,
+            self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            groups=self.groups,
+            bias=self.bias is not None,
+            padding_mode=self.padding_mode,
+            device=self.planes.device,
+            dtype=self.planes.dtype,
+        )
+        conv.weight.copy_(self.dequantized_weight())
+        if self.bias is not None:
+            conv.bias.copy_(self.bias)
+        return conv
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = self.quantized_weight()
+        if self.padding_mode != "zeros":
+            x = F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            return F.conv2d(x, w, self.bias, self.stride, _pair(0), self.dilation, self.groups)
+        return F.conv2d(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def extra_repr(self) -> str:
+        s = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}"
+        )
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        return f"{s}, {self.extra_repr_bits()}"
+
+
+class QLinear(BitPlaneLayer):
+    """Bit-plane ``nn.Linear``: same arguments and forward, weight from planes (STE)."""
+
+    kind = "linear"
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        bits: int = 8,
+        device: Any = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(
+            (out_features, in_features),
+            out_features if bias else None,
+            bits,
+            device=device,
+            dtype=dtype,
+        )
+        self.in_features = in_features
+        self.out_features = out_features
+
+    @classmethod
+    def from_float(cls, linear: nn.Linear, bits: int) -> QLinear:
+        """Bit-plane copy of ``linear`` at ``bits`` bits (weight binarized, bias copied)."""
+        q = cls(
+            linear.in_features,
+            linear.out_features,
+            linear.bias is not None,
+            bits=bits,
+            device=linear.weight.device,
+            dtype=linear.weight.dtype,
+        )
+        q.load_float_weight_(linear.weight)
+        if linear.bias is not None and q.bias is not None:
+            q.bias.data.copy_(linear.bias.detach())
+        return q
+
+    @torch.no_grad()
+    def to_float(self) -> nn.Linear:
+        """``nn.Linear`` holding the de-quantized weight (no random init is drawn)."""
+        linear = skip_init(
+            nn.Linear,
+            self.in_features,
+            self.out_features,
+            bias=self.bias is not None,
+            device=self.planes.device,
+            dtype=self.planes.dtype,
+        )
+        linear.weight.copy_(self.dequantized_weight())
+        if self.bias is not None:
+            linear.bias.copy_(self.bias)
+        return linear
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.quantized_weight(), self.bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}, {self.extra_repr_bits()}"
+        )
+
+
+def quantized_class_for(module: nn.Module) -> type[QConv2d] | type[QLinear]:
+    """The bit-plane class that replaces ``module`` (an ``nn.Conv2d`` or ``nn.Linear``)."""
+    if isinstance(module, nn.Conv2d):
+        return QConv2d
+    if isinstance(module, nn.Linear):
+        return QLinear
+    raise TypeError(f"no bit-plane layer for {type(module).__name__}")
+
+
+class ActFakeQuant(nn.Module):
+    """Activation fake-quantizer that replaces an :class:`ActivationSlot` (FEDMPQ.md sec. 1).
+
+    ``y = round(clip(x) * L / a) * a / L`` with ``L = 2^bits - 1`` (15 at 4 bits), ``clip``
+    the ReLU6-style bound and ``a`` the max of the clipped batch tensor (computed per call, so
+    there is no observer state and nothing to save or send). Straight-through gradient inside
+    the clip range (:class:`~fedsim.quant.ste.ActFakeQuantSTE`).
+
+    ``enabled`` is a plain Python attribute (not a tensor flag: no sync per forward); with it
+    False the module is the identity, e.g. to evaluate with float activations.
+    """
+
+    def __init__(
+        self,
+        bits: int = DEFAULT_ACT_BITS,
+        *,
+        clip: float | None = DEFAULT_ACT_CLIP,
+        enabled: bool = True,
+    ) -> None:
+        super().__init__()
+        if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= MAX_ACT_BITS:
+            raise ValueError(
+                f"activation bits must be an integer in 1..{MAX_ACT_BITS}, got {bits!r}"
+            )
+        if clip is not None and not clip > 0:
+            raise ValueError(f"activation clip must be positive or None, got {clip!r}")
+        self.bits = bits
+        self.clip = None if clip is None else float(clip)
+        self.enabled = enabled
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.enabled:
+            return x
+        return ActFakeQuantSTE.apply(x, levels(self.bits), self.clip)
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, clip={self.clip}, enabled={self.enabled}"
