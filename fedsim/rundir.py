@@ -19,13 +19,13 @@ from fedsim.engine.records import ClientRoundRecord, RoundRecord
 
 ROUND_COLUMNS = [
     "round", "sim_time_s", "energy_j", "accuracy", "loss", "participants", "stragglers",
-    "selected", "infeasible", "round_s", "round_energy_j",
+    "selected", "infeasible", "round_s", "round_energy_j", "dropouts", "offline", "battery",
 ]
 CLIENT_COLUMNS = [
     "round", "client_id", "device", "budget_bits", "avg_bits", "samples", "compute_s",
     "comm_s", "energy_j", "status", "device_class", "group", "avg_bits_up", "downlink_j",
     "compute_j", "uplink_j", "idle_j", "idle_s", "bits_down_payload", "bits_up_payload",
-    "reason",
+    "reason", "battery_j", "staleness",
 ]
 BITS_COLUMNS = ["round", "client_id", "layer", "params", "bits_down", "bits_up"]
 
@@ -54,6 +54,7 @@ class RunFolder:
         self._clients = self._csv("clients.csv", CLIENT_COLUMNS)
         self._bits = self._csv("bits.csv", BITS_COLUMNS)
         self.layer_params: list[tuple[str, int]] = []
+        self.status_counts: dict[str, int] = {}
 
     def _csv(self, name: str, header: list[str]) -> io.TextIOWrapper:
         f = open(self.tmp / name, "w", encoding="utf-8", newline="")  # noqa: SIM115
@@ -69,7 +70,8 @@ class RunFolder:
         self._events.write(json.dumps(event, separators=(",", ":"), sort_keys=False) + "\n")
 
     def on_client(self, rec: ClientRoundRecord) -> None:
-        row = [getattr(rec, c) for c in CLIENT_COLUMNS]
+        self.status_counts[rec.status] = self.status_counts.get(rec.status, 0) + 1
+        row = ["" if getattr(rec, c) is None else getattr(rec, c) for c in CLIENT_COLUMNS]
         csv.writer(self._clients, lineterminator="\n").writerow([fmt(v) for v in row])
         w = csv.writer(self._bits, lineterminator="\n")
         for i, (layer, params) in enumerate(self.layer_params):

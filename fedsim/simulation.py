@@ -77,6 +77,77 @@ def resolve_fleet(loaded: LoadedScenario) -> list[FleetClient]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Fleet dynamics: availability, failures, batteries
+# ---------------------------------------------------------------------------------------------
+class _PerClient:
+    """Availability chosen per client (a fleet group may override the scenario's model)."""
+
+    def __init__(self, models: dict[int, Any]) -> None:
+        self.models = models
+
+    def windows(self, client_id: int):  # type: ignore[no-untyped-def]
+        return self.models[client_id].windows(client_id)
+
+
+def build_dynamics(loaded: LoadedScenario, fleet: Sequence[FleetClient]) -> tuple[Any, dict]:
+    """Availability model and per-client failure/battery state, validated against the fleet."""
+    from fedsim.engine.availability import AlwaysOn, Diurnal, Markov, Trace, load_trace
+    from fedsim.engine.core import ClientDynamics, Recharge
+
+    sc = loaded.scenario
+    labels = [{c.group, c.profile.device_class, c.profile.name} for c in fleet]
+
+    def model_for(cfg: Any, key: str) -> Any:
+        if cfg.model == "always":
+            return AlwaysOn()
+        if cfg.model == "diurnal":
+            return Diurnal(sc.seed, cfg.period_s, cfg.online_fraction)
+        if cfg.model == "markov":
+            return Markov(sc.seed, cfg.mean_on_s, cfg.mean_off_s)
+        path = Path(cfg.trace)
+        if not path.is_absolute():
+            path = loaded.base_dir / path
+        return Trace(load_trace(path, labels, file=loaded.label, key=f"{key}.trace"),
+                     default_on=cfg.unlisted == "online")
+
+    default = model_for(sc.availability, "availability")
+    group_models: dict[str, Any] = {}
+    for i, g in enumerate(sc.fleet):
+        if g.availability is not None:
+            group_models[g.label] = model_for(g.availability, f"fleet[{i}].availability")
+    availability: Any = default
+    if group_models:
+        availability = _PerClient({c.client_id: group_models.get(c.group, default)
+                                   for c in fleet})
+    if isinstance(default, AlwaysOn) and not group_models:
+        availability = None
+
+    dynamics: dict[int, Any] = {}
+    group_index = {g.label: (i, g) for i, g in enumerate(sc.fleet)}
+    for c in fleet:
+        i, g = group_index[c.group]
+        d = ClientDynamics(failure_prob=g.failure_prob)
+        if g.battery is not None:
+            wh = g.battery.capacity_wh
+            if wh is None and c.profile.battery is not None:
+                wh = c.profile.battery.capacity_wh
+            if wh is None:
+                raise InputError(
+                    f"profile '{c.profile.name}' has no battery: give capacity_wh",
+                    file=loaded.label, key=f"fleet[{i}].battery.capacity_wh",
+                )
+            cap = wh * 3600.0
+            d.battery_capacity_j = cap
+            d.battery_level_j = cap * g.battery.initial
+            d.battery_floor_j = cap * g.battery.floor
+            rc = g.battery.recharge
+            if rc is not None:
+                d.recharge = Recharge(rc.period_s, rc.start_s, rc.duration_s, rc.power_w)
+        dynamics[c.client_id] = d
+    return availability, dynamics
+
+
+# ---------------------------------------------------------------------------------------------
 # Cost oracle: the engine's view of the hardware models
 # ---------------------------------------------------------------------------------------------
 class HardwareCost:
@@ -157,7 +228,7 @@ class _ResultHandle:
                     f"client {self._item.client_id} failed in round {self._item.round}: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
-            self._port._updates[(self._item.round, self._item.client_id)] = update
+            self._port._updates[self._item.key] = update
             self._result = WorkResult(
                 round=update.round,
                 client_id=update.client_id,
@@ -181,8 +252,11 @@ class TrainingPort:
         self.executor = executor
         self.partitions = partitions
         self.evaluator = evaluator
-        self._handles: dict[tuple[int, int], _ResultHandle] = {}
-        self._updates: dict[tuple[int, int], Any] = {}
+        self._handles: dict[tuple[int, int, int], _ResultHandle] = {}
+        self._updates: dict[tuple[int, int, int], Any] = {}
+        self._bases: dict[tuple[int, int, int], Any] = {}
+        self.server_lr = 1.0
+        self.staleness_fn = "sqrt"
 
     def downlink_bits(self, round: int, client_ids: Sequence[int]) -> dict[int, tuple[int, ...]]:
         return self.algorithm.downlink_bits(round, client_ids)
@@ -201,20 +275,32 @@ class TrainingPort:
             budget_bits=self.algorithm.clients[item.client_id].budget_bits,
         )
         handle = _ResultHandle(self, item, self.executor.submit(task))
-        self._handles[(item.round, item.client_id)] = handle
+        self._handles[item.key] = handle
+        self._bases[item.key] = task.global_state
         return handle
 
-    def discard(self, round: int, client_id: int) -> None:
-        handle = self._handles.pop((round, client_id), None)
+    def discard(self, key: tuple[int, int, int]) -> None:
+        handle = self._handles.pop(key, None)
         if handle is not None:
             handle.cancel()
-        self._updates.pop((round, client_id), None)
+        self._updates.pop(key, None)
+        self._bases.pop(key, None)
 
-    def aggregate(self, round: int, client_ids: Sequence[int]) -> None:
-        updates = [self._updates.pop((round, cid)) for cid in client_ids]
+    def aggregate(self, round: int, keys: Sequence[tuple[int, int, int]]) -> None:
+        updates = [self._take(k) for k in keys]
         self.algorithm.aggregate(round, updates)
-        for key in [k for k in self._handles if k[0] <= round]:
-            self._handles.pop(key).cancel()
+
+    def aggregate_async(self, round: int, keys: Sequence[tuple[int, int, int]],
+                        staleness: Sequence[int]) -> None:
+        bases = [self._bases[k] for k in keys]
+        updates = [self._take(k) for k in keys]
+        self.algorithm.aggregate_async(round, updates, bases, staleness,
+                                       server_lr=self.server_lr, weighting=self.staleness_fn)
+
+    def _take(self, key: tuple[int, int, int]) -> Any:
+        self._handles.pop(key, None)
+        self._bases.pop(key, None)
+        return self._updates.pop(key)
 
     def evaluate(self, round: int) -> EvalResult:
         return self.evaluator(self.algorithm.eval_state())
@@ -329,6 +415,7 @@ def run_scenario(
         for c in fleet
     ]
     _refuse_if_nobody_fits(loaded, fleet, cost, algorithm)
+    availability, dynamics = build_dynamics(loaded, fleet)
 
     setup = WorkerSetup(
         dataset=sc.data.dataset, data_root=sc.data.root, data_seed=sc.seed,
@@ -353,6 +440,8 @@ def run_scenario(
                                                            sort_keys=False))
         executor = make_executor(sc.execution.executor, setup, sc.execution.workers)
         port = TrainingPort(algorithm, executor, parts, evaluator)
+        port.server_lr = sc.fedbuff.server_lr
+        port.staleness_fn = sc.fedbuff.staleness
 
         class _Obs:
             on_event = folder.on_event
@@ -364,14 +453,21 @@ def run_scenario(
                 rounds.append(rec)
                 bar.update(rec)
 
+        sel = sc.selection
         engine = Engine(
             EngineConfig(seed=sc.seed, rounds=sc.rounds, per_round=sc.clients_per_round(),
-                         epochs=a.local_epochs, deadline_s=sc.selection.deadline_s),
+                         epochs=a.local_epochs, deadline_s=sel.deadline_s, mode=sc.mode,
+                         over_commit=sel.over_commit, policy=sel.policy,
+                         buffer_k=sc.fedbuff.buffer_k, concurrency=sc.fedbuff.concurrency,
+                         wait_s=sel.wait_s, max_wait_s=sel.max_wait_s),
             clients, port, cost, _Obs(),
             steps_for=lambda n: steps_per_epoch(n, a.batch_size),
+            availability=availability, dynamics=dynamics,
         )
         engine.run()
         summary = _summary(sc, run_id, rounds, spec, host_t0, executor=sc.execution)
+        summary["stopped_reason"] = engine.stopped_reason
+        summary["client_rounds"] = _client_round_counts(folder.status_counts)
         folder.write_json("summary.json", summary)
         path = folder.commit()
     except BaseException:
@@ -438,6 +534,13 @@ class Evaluator:
         return EvalResult(accuracy=correct / max(1, n), loss=loss_sum / max(1, n))
 
 
+def _client_round_counts(counts: dict[str, int]) -> dict[str, Any]:
+    total = sum(counts.values())
+    lost = {k: v for k, v in sorted(counts.items()) if k != "ok"}
+    return {"total": total, "ok": counts.get("ok", 0), "lost": lost,
+            "participation_rate": (counts.get("ok", 0) / total) if total else None}
+
+
 def _summary(sc: Scenario, run_id: str, rounds: list[Any], spec: ModelSpec, t0: float,
              executor: Any) -> dict[str, Any]:
     accs = [r.accuracy for r in rounds]
@@ -458,6 +561,9 @@ def _summary(sc: Scenario, run_id: str, rounds: list[Any], spec: ModelSpec, t0: 
         "energy_j": last.energy_j if last else 0.0,
         "stragglers": sum(r.stragglers for r in rounds),
         "infeasible": sum(r.infeasible for r in rounds),
+        "dropouts": sum(r.dropouts for r in rounds),
+        "offline": sum(r.offline for r in rounds),
+        "battery": sum(r.battery for r in rounds),
         "host": {
             "wall_s": round(time.perf_counter() - t0, 3),
             **_peak_rss_mb(),

@@ -110,6 +110,46 @@ class Algorithm(ABC):
     def aggregate(self, round: int, updates: Sequence[ClientUpdate]) -> None:
         """Fold updates (sorted by client id) into ``self.global_state``."""
 
+    #: True when ``ClientUpdate.state`` already holds the difference to the base model
+    #: (quantized-uplink methods), False when it holds the trained model itself.
+    update_is_delta: bool = False
+
+    def aggregate_async(
+        self,
+        round: int,
+        updates: Sequence[ClientUpdate],
+        bases: Sequence[State],
+        staleness: Sequence[int],
+        *,
+        server_lr: float = 1.0,
+        weighting: str = "sqrt",
+    ) -> None:
+        """FedBuff (Nguyen et al., AISTATS 2022): ``w += server_lr * mean_i s(tau_i) delta_i``.
+
+        ``delta_i`` is client i's update relative to the model version it downloaded
+        (``bases[i]``); ``s(tau) = 1/sqrt(1+tau)`` (``sqrt``), ``1/(1+tau)`` (``poly``) or 1
+        (``constant``). With one client, K=1 and ``server_lr`` 1 this is sequential SGD.
+        """
+        weights = [staleness_weight(t, weighting) for t in staleness]
+        k = len(updates)
+        new: State = {}
+        for key, g in self.global_state.items():
+            if not torch.is_floating_point(g):
+                new[key] = updates[-1].state[key].clone()
+                continue
+            acc = torch.zeros_like(g, dtype=torch.float64)
+            for u, base, w in zip(updates, bases, weights, strict=True):
+                d = u.state[key].to(torch.float64)
+                if not self.update_is_delta:
+                    d = d - base[key].to(torch.float64)
+                acc.add_(d, alpha=w / k)
+            new[key] = (g.to(torch.float64) + server_lr * acc).to(g.dtype)
+        self.global_state = new
+        self.after_aggregate(updates)
+
+    def after_aggregate(self, updates: Sequence[ClientUpdate]) -> None:
+        """Hook for server statistics that follow an aggregation (FedMPQ's bit statistics)."""
+
     def eval_state(self) -> State:
         """The state evaluated as 'the global model' (float)."""
         return self.global_state
@@ -145,6 +185,14 @@ def weighted_average(
             acc.add_(s[key].to(torch.float64), alpha=w / total)
         out[key] = acc.to(ref.dtype)
     return out
+
+
+def staleness_weight(tau: int, kind: str) -> float:
+    if kind == "constant":
+        return 1.0
+    if kind == "poly":
+        return 1.0 / (1.0 + tau)
+    return 1.0 / float(np.sqrt(1.0 + tau))
 
 
 def aggregation_weights(updates: Sequence[ClientUpdate], mode: str) -> list[float]:

@@ -146,6 +146,9 @@ class FedMPQ(BitPlaneMethod):
 
     def aggregate(self, round: int, updates: Sequence[ClientUpdate]) -> None:
         super().aggregate(round, updates)
+        self.after_aggregate(updates)
+
+    def after_aggregate(self, updates: Sequence[ClientUpdate]) -> None:
         omega = client_weights([u.samples for u in updates],
                                [self.clients[u.client_id].budget_bits for u in updates])
         reductions = [

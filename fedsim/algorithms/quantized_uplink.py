@@ -35,6 +35,7 @@ class QuantizedUplink(Algorithm):
     """Base for FedPAQ-style methods: subclasses set :attr:`compressor`."""
 
     compressor: Compressor
+    update_is_delta = True
 
     def client_update(
         self, model: nn.Module, task: ClientTask, x: torch.Tensor, y: torch.Tensor

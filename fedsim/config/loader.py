@@ -16,7 +16,6 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from fedsim.algorithms.params import ALGORITHM_PARAMS
-
 from fedsim.config.schema import Scenario
 from fedsim.errors import InputError, format_key_path
 

@@ -84,6 +84,52 @@ class ModelConfig(_Strict):
         return self.options_schema().model_validate(self.options).model_dump()
 
 
+class RechargeConfig(_Strict):
+    """A charging window every ``period_s`` (e.g. overnight on a charger)."""
+
+    period_s: Annotated[float, Field(gt=0)] = 86_400.0
+    start_s: Annotated[float, Field(ge=0)] = 0.0
+    duration_s: Annotated[float, Field(gt=0)] = 28_800.0
+    power_w: Annotated[float, Field(gt=0, le=10_000)] = 10.0
+
+    @model_validator(mode="after")
+    def _fits(self) -> RechargeConfig:
+        if self.duration_s > self.period_s:
+            raise ValueError("duration_s must not exceed period_s")
+        return self
+
+
+class BatteryConfig(_Strict):
+    """A battery that pays every joule of compute, radio and idle.
+
+    ``capacity_wh`` defaults to the profile's battery; ``initial`` and ``floor`` are fractions
+    of capacity (a client at its floor stops participating)."""
+
+    capacity_wh: Annotated[float, Field(gt=0, le=1e6)] | None = None
+    initial: Annotated[float, Field(ge=0, le=1)] = 1.0
+    floor: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    recharge: RechargeConfig | None = None
+
+
+class AvailabilityConfig(_Strict):
+    """When clients are online: always, a diurnal cycle, a two-state Markov chain, or a trace
+    file (CSV with columns client,start_s,end_s; client = id, group name or device class)."""
+
+    model: Literal["always", "diurnal", "markov", "trace"] = "always"
+    period_s: Annotated[float, Field(gt=0)] = 86_400.0
+    online_fraction: Annotated[float, Field(gt=0, le=1)] = 0.5
+    mean_on_s: Annotated[float, Field(gt=0)] = 3_600.0
+    mean_off_s: Annotated[float, Field(gt=0)] = 3_600.0
+    trace: str | None = None
+    unlisted: Literal["online", "offline"] = "offline"
+
+    @model_validator(mode="after")
+    def _trace_path(self) -> AvailabilityConfig:
+        if self.model == "trace" and not self.trace:
+            raise ValueError("model 'trace' needs a 'trace' file path")
+        return self
+
+
 class FleetGroup(_Strict):
     """A group of identical clients: one hardware profile, one bit budget."""
 
@@ -93,6 +139,9 @@ class FleetGroup(_Strict):
     link: str | None = None
     override: dict[str, Any] = Field(default_factory=dict)
     name: str | None = None
+    failure_prob: Annotated[float, Field(ge=0, le=1)] = 0.0
+    battery: BatteryConfig | None = None
+    availability: AvailabilityConfig | None = None
 
     @property
     def label(self) -> str:
@@ -105,6 +154,10 @@ class SelectionConfig(_Strict):
     per_round: Annotated[int, Field(ge=1)] | None = None
     fraction: Annotated[float, Field(gt=0, le=1)] | None = None
     deadline_s: Annotated[float, Field(gt=0)] | None = None
+    policy: Literal["random", "energy", "oort"] = "random"
+    over_commit: Annotated[float, Field(ge=0, le=10)] = 0.0
+    wait_s: Annotated[float, Field(gt=0)] = 60.0
+    max_wait_s: Annotated[float, Field(gt=0)] = 30 * 86_400.0
 
     @model_validator(mode="after")
     def _one_of(self) -> SelectionConfig:
@@ -121,6 +174,15 @@ class ExecutionConfig(_Strict):
     threads: Annotated[int, Field(ge=1, le=256)] = 1
     device: Literal["cpu", "cuda"] = "cpu"
     eval_batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 1024
+
+
+class FedBuffConfig(_Strict):
+    """Buffered asynchronous aggregation (FedBuff): aggregate every ``buffer_k`` reports."""
+
+    buffer_k: Annotated[int, Field(ge=1, le=100_000)] = 5
+    concurrency: Annotated[int, Field(ge=1, le=1_000_000)] = 10
+    server_lr: Annotated[float, Field(gt=0, le=100)] = 1.0
+    staleness: Literal["sqrt", "poly", "constant"] = "sqrt"
 
 
 class AlgorithmConfig(BaseModel):
@@ -168,6 +230,9 @@ class Scenario(_Strict):
     profiles: list[str] = Field(default_factory=list)
     selection: SelectionConfig = SelectionConfig()
     execution: ExecutionConfig = ExecutionConfig()
+    availability: AvailabilityConfig = AvailabilityConfig()
+    mode: Literal["sync", "async"] = "sync"
+    fedbuff: FedBuffConfig = FedBuffConfig()
     description: str = ""
 
     @field_validator("name")

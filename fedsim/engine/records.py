@@ -9,9 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 # A client's status in a round.
-OK = "ok"
-STRAGGLER = "straggler"
-INFEASIBLE = "infeasible"
+OK = "ok"  # reported in time and was aggregated
+STRAGGLER = "straggler"  # missed the deadline, or over-committed and not among the first
+INFEASIBLE = "infeasible"  # its training configuration does not fit its usable memory
+DROPOUT = "dropout"  # failed at a random point of its work
+OFFLINE = "offline"  # went offline (availability) while working
+BATTERY = "battery"  # battery could not pay the round (not scheduled) or emptied mid-work
+STALE = "stale"  # async: finished after the run's last aggregation
+LOST_STATUSES = (STRAGGLER, INFEASIBLE, DROPOUT, OFFLINE, BATTERY, STALE)
 
 
 @dataclass
@@ -42,6 +47,8 @@ class ClientRoundRecord:
     reason: str = ""
     bits_down: tuple[int, ...] = ()
     bits_up: tuple[int, ...] = ()
+    battery_j: float | None = None  # battery level after this round (None: mains power)
+    staleness: int = 0  # async: model versions between download and aggregation
 
     def charge(self, phase: str, energy_j: float) -> None:
         setattr(self, f"{phase}_j", getattr(self, f"{phase}_j") + energy_j)
@@ -61,6 +68,9 @@ class RoundRecord:
     infeasible: int
     round_s: float
     round_energy_j: float
+    dropouts: int = 0
+    offline: int = 0
+    battery: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
 
 

@@ -36,6 +36,11 @@ class WorkItem:
     epochs: int
     steps: int
     seed: int
+    attempt: int = 0  # async: the client's n-th task started from this model version
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        return (self.round, self.client_id, self.attempt)
 
 
 @dataclass(frozen=True)
@@ -68,12 +73,18 @@ class TrainerPort(Protocol):
         """Start local training now; the engine waits on the future in simulated-time order."""
         ...
 
-    def discard(self, round: int, client_id: int) -> None:
+    def discard(self, key: tuple[int, int, int]) -> None:
         """Forget a submitted task whose result will not be used (straggler, dropout)."""
         ...
 
-    def aggregate(self, round: int, client_ids: Sequence[int]) -> None:
-        """Server aggregation over these clients' results (the engine passes only ids)."""
+    def aggregate(self, round: int, keys: Sequence[tuple[int, int, int]]) -> None:
+        """Synchronous aggregation over these tasks' results (the engine passes only ids)."""
+        ...
+
+    def aggregate_async(
+        self, round: int, keys: Sequence[tuple[int, int, int]], staleness: Sequence[int]
+    ) -> None:
+        """Buffered asynchronous aggregation (FedBuff) of these tasks' results."""
         ...
 
     def evaluate(self, round: int) -> EvalResult:

@@ -52,3 +52,44 @@ def test_float_baselines_run(tmp_path: Path, method: str) -> None:
     if method in ("fedpaq", "uveqfed"):
         ups = {int(r.split(",")[5]) for r in bits}
         assert ups == {8, 4}  # floor of the two budgets
+
+
+def test_async_one_client_k1_equals_sequential_training(tmp_path: Path) -> None:
+    data = copy.deepcopy(TINY)
+    data["fleet"] = [{"profile": "raspberry_pi_4", "count": 1, "budget_bits": 8}]
+    data["rounds"] = 3
+    path = write_scenario(tmp_path, data)
+    sync = run(path, tmp_path / "out", name="sync")
+    asy = run(path, tmp_path / "out", "mode=async", "fedbuff.buffer_k=1",
+              "fedbuff.concurrency=1", name="async")
+
+    def accs(p: Path) -> list[str]:
+        return [r.split(",")[3] for r in (p / "rounds.csv").read_text().splitlines()[1:]]
+
+    assert accs(sync) == accs(asy)
+
+
+DYNAMIC = {
+    "availability": {"model": "markov", "mean_on_s": 2.0, "mean_off_s": 1.0},
+    "selection": {"per_round": 3, "over_commit": 0.5, "deadline_s": 5.0},
+}
+
+
+@pytest.mark.parametrize("variant", ["flaky", "battery", "async"])
+def test_dynamics_are_deterministic_across_executors(tmp_path: Path, variant: str) -> None:
+    data = copy.deepcopy(TINY)
+    data["rounds"] = 3
+    if variant == "flaky":
+        data.update(copy.deepcopy(DYNAMIC))
+        data["fleet"][0]["failure_prob"] = 0.3
+    elif variant == "battery":
+        data["fleet"][1]["battery"] = {"capacity_wh": 0.01, "initial": 1.0, "floor": 0.1,
+                                       "recharge": {"period_s": 60, "duration_s": 30,
+                                                    "power_w": 1.0}}
+    else:
+        data.update({"mode": "async", "fedbuff": {"buffer_k": 2, "concurrency": 3}})
+    path = write_scenario(tmp_path, data)
+    a = run(path, tmp_path / "out", name="a")
+    b = run(path, tmp_path / "out", "execution.workers=2", name="b")
+    for f in DETERMINISTIC_FILES:
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f

@@ -54,11 +54,16 @@ class FakePort:
         fut.set_result(WorkResult(item.round, item.client_id, up, item.samples, 0.0))
         return fut
 
-    def discard(self, round: int, client_id: int) -> None:
-        self.discarded.append((round, client_id))
+    def discard(self, key: tuple[int, int, int]) -> None:
+        self.discarded.append(key)
 
-    def aggregate(self, round: int, client_ids: Sequence[int]) -> None:
-        self.aggregated.append((round, list(client_ids)))
+    def aggregate(self, round: int, keys: Sequence[tuple[int, int, int]]) -> None:
+        self.aggregated.append((round, [k[1] for k in keys]))
+
+    def aggregate_async(self, round: int, keys: Sequence[tuple[int, int, int]],
+                        staleness: Sequence[int]) -> None:
+        self.aggregated.append((round, [k[1] for k in keys]))
+        self.staleness = list(staleness)
 
     def evaluate(self, round: int) -> EvalResult:
         return EvalResult(accuracy=0.1 * (round + 1), loss=1.0)
