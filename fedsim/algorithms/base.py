@@ -149,6 +149,7 @@ class Algorithm(ABC):
 
     def after_aggregate(self, updates: Sequence[ClientUpdate]) -> None:
         """Hook for server statistics that follow an aggregation (FedMPQ's bit statistics)."""
+        return None
 
     def eval_state(self) -> State:
         """The state evaluated as 'the global model' (float)."""

@@ -599,7 +599,7 @@ class Engine:
             t0, energy_before = env.now, self.fleet_energy_j
             version += 1
         # The run is over: tasks still in flight are stopped and recorded as stale.
-        for cid, proc in list(in_flight.items()):
+        for proc in list(in_flight.values()):
             if proc.is_alive:
                 proc.interrupt("end of run")
         if in_flight:
