@@ -30,14 +30,19 @@ def main() -> None:
     """
 
 
-def _scenario_arg(fn: F) -> F:
+def _scenario_arg(fn: F, required: bool = True) -> F:
     fn = click.option(
         "--set", "overrides", multiple=True, metavar="KEY=VALUE",
         help="Override any scenario key, e.g. --set rounds=3 --set data.partition.alpha=0.1",
     )(fn)
     return click.argument(
-        "scenario_file", type=click.Path(dir_okay=False, path_type=Path), metavar="SCENARIO"
+        "scenario_file", type=click.Path(dir_okay=False, path_type=Path), metavar="SCENARIO",
+        required=required,
     )(fn)
+
+
+def _optional_scenario_arg(fn: F) -> F:
+    return _scenario_arg(fn, required=False)
 
 
 def _load(scenario_file: Path, overrides: tuple[str, ...], extra: list[str]) -> Any:
@@ -47,7 +52,9 @@ def _load(scenario_file: Path, overrides: tuple[str, ...], extra: list[str]) -> 
 
 
 @main.command()
-@_scenario_arg
+@_optional_scenario_arg
+@click.option("--resume", "resume", type=click.Path(path_type=Path), default=None,
+              metavar="RUN_DIR", help="Continue an interrupted run from its last checkpoint.")
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path),
               default=Path("results"), show_default=True, help="Parent folder of run folders.")
 @click.option("--workers", type=click.IntRange(1, 256), default=None,
@@ -60,10 +67,14 @@ def _load(scenario_file: Path, overrides: tuple[str, ...], extra: list[str]) -> 
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: only on a terminal).")
 @handle_errors
-def run(scenario_file: Path, overrides: tuple[str, ...], output: Path, workers: int | None,
-        executor: str | None, threads: int | None, name: str | None,
-        progress: bool | None) -> None:
-    """Run SCENARIO (a YAML file) and write a run folder under --output."""
+def run(scenario_file: Path | None, overrides: tuple[str, ...], resume: Path | None,
+        output: Path, workers: int | None, executor: str | None, threads: int | None,
+        name: str | None, progress: bool | None) -> None:
+    """Run SCENARIO (a YAML file) and write a run folder under --output.
+
+    With --resume RUN_DIR, continue an interrupted run (SCENARIO optional: the run remembers
+    its file and overrides); the result is byte-identical to an uninterrupted run.
+    """
     extra = []
     if workers is not None:
         extra.append(f"execution.workers={workers}")
@@ -71,10 +82,25 @@ def run(scenario_file: Path, overrides: tuple[str, ...], output: Path, workers: 
         extra.append(f"execution.executor={executor}")
     if threads is not None:
         extra.append(f"execution.threads={threads}")
-    loaded = _load(scenario_file, overrides, extra)
     from fedsim.simulation import run_scenario
 
-    outcome = run_scenario(loaded, output=output, run_name=name, progress=progress)
+    if resume is not None:
+        from fedsim.resume import AlreadyFinished, prepare
+
+        try:
+            loaded, partial, all_overrides = prepare(resume, scenario_file,
+                                                     [*overrides, *extra])
+        except AlreadyFinished as done:
+            click.echo(f"run already finished: {done.path} (nothing to resume)")
+            return
+        outcome = run_scenario(loaded, output=partial.parent, progress=progress,
+                               resume_dir=partial, overrides=all_overrides)
+    else:
+        if scenario_file is None:
+            raise click.UsageError("give a SCENARIO file (or --resume RUN_DIR)")
+        loaded = _load(scenario_file, overrides, extra)
+        outcome = run_scenario(loaded, output=output, run_name=name, progress=progress,
+                               overrides=[*overrides, *extra])
     s = outcome.summary
     acc = s["final_accuracy"]
     click.echo(

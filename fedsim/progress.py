@@ -25,6 +25,11 @@ class RoundProgress:
         )
         self._bar.update(1)
 
+    def skip(self, n: int) -> None:
+        """Rounds already done (a resumed run)."""
+        if self._bar is not None and n:
+            self._bar.update(n)
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()

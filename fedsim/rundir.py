@@ -37,29 +37,59 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-class RunFolder:
-    """Owns one run's output folder."""
+RECORD_FILES = ("events.jsonl", "rounds.csv", "clients.csv", "bits.csv")
 
-    def __init__(self, output: Path, run_id: str) -> None:
+
+def partial_dir(output: Path, run_id: str) -> Path:
+    return output / f".{run_id}.partial"
+
+
+class RunFolder:
+    """Owns one run's output folder.
+
+    ``offsets`` (for resume) truncates each record file to the length it had at the last
+    checkpoint and appends from there, so a resumed run writes exactly the bytes an
+    uninterrupted run would have.
+    """
+
+    def __init__(self, output: Path, run_id: str,
+                 offsets: dict[str, int] | None = None) -> None:
         self.output = output
         self.run_id = run_id
         self.final = output / run_id
-        self.tmp = output / f".{run_id}.partial"
+        self.tmp = partial_dir(output, run_id)
         output.mkdir(parents=True, exist_ok=True)
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp)
-        self.tmp.mkdir()
-        self._events = open(self.tmp / "events.jsonl", "w", encoding="utf-8")  # noqa: SIM115
-        self._rounds = self._csv("rounds.csv", ROUND_COLUMNS)
-        self._clients = self._csv("clients.csv", CLIENT_COLUMNS)
-        self._bits = self._csv("bits.csv", BITS_COLUMNS)
+        if offsets is None:
+            if self.tmp.exists():
+                shutil.rmtree(self.tmp)
+            self.tmp.mkdir()
+        else:
+            for name in RECORD_FILES:
+                with open(self.tmp / name, "r+b") as f:
+                    f.truncate(offsets[name])
+        mode = "w" if offsets is None else "a"
+        self._events = open(self.tmp / "events.jsonl", mode, encoding="utf-8")  # noqa: SIM115
+        self._rounds = self._csv("rounds.csv", ROUND_COLUMNS, mode)
+        self._clients = self._csv("clients.csv", CLIENT_COLUMNS, mode)
+        self._bits = self._csv("bits.csv", BITS_COLUMNS, mode)
         self.layer_params: list[tuple[str, int]] = []
         self.status_counts: dict[str, int] = {}
 
-    def _csv(self, name: str, header: list[str]) -> io.TextIOWrapper:
-        f = open(self.tmp / name, "w", encoding="utf-8", newline="")  # noqa: SIM115
-        csv.writer(f, lineterminator="\n").writerow(header)
+    def _csv(self, name: str, header: list[str], mode: str) -> io.TextIOWrapper:
+        f = open(self.tmp / name, mode, encoding="utf-8", newline="")  # noqa: SIM115
+        if mode == "w":
+            csv.writer(f, lineterminator="\n").writerow(header)
         return f
+
+    def sync(self) -> dict[str, int]:
+        """Flush and fsync the record files; their byte lengths (checkpoint offsets)."""
+        out = {}
+        for name, f in zip(RECORD_FILES, (self._events, self._rounds, self._clients,
+                                          self._bits), strict=True):
+            f.flush()
+            os.fsync(f.fileno())
+            out[name] = f.tell()
+        return out
 
     @property
     def path(self) -> Path:
@@ -109,6 +139,10 @@ class RunFolder:
         """Remove everything this run wrote."""
         self.close_files()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def suspend(self) -> None:
+        """Keep the partial folder (it holds a checkpoint) for ``fedsim run --resume``."""
+        self.close_files()
 
 
 def unique_run_id(output: Path, base: str) -> str:

@@ -355,8 +355,14 @@ def run_scenario(
     output: Path,
     run_name: str | None = None,
     progress: bool | None = None,
+    resume_dir: Path | None = None,
+    overrides: Sequence[str] = (),
 ) -> RunOutcome:
-    """Run one scenario end to end and publish its run folder. Raises InputError/RunError."""
+    """Run one scenario end to end and publish its run folder. Raises InputError/RunError.
+
+    With ``resume_dir`` (a run's hidden ``.<id>.partial`` folder) the run continues from its
+    last checkpoint and ends with files byte-identical to an uninterrupted run.
+    """
     import torch
 
     from fedsim.algorithms.base import ClientInfo, TrainHyper
@@ -426,22 +432,49 @@ def run_scenario(
     )
     evaluator = Evaluator(model, test.x, test.y, sc.execution.eval_batch_size)
 
+    from fedsim.checkpoint import load_checkpoint, save_checkpoint
     from fedsim.rundir import RunFolder, unique_run_id
 
-    output.mkdir(parents=True, exist_ok=True)
-    run_id = unique_run_id(output, run_name or f"{sc.name}-{a.name}-s{sc.seed}")
-    folder = RunFolder(output, run_id)
+    ckpt = None
+    if resume_dir is not None:
+        output = resume_dir.parent
+        run_id = resume_dir.name[1:-len(".partial")]
+        ckpt = load_checkpoint(resume_dir)
+        if ckpt is not None and sc.mode == "async":
+            raise InputError("resuming is supported for synchronous runs only (mode: sync)",
+                             file=loaded.label, key="mode")
+        folder = RunFolder(output, run_id, offsets=ckpt["offsets"] if ckpt else None)
+    else:
+        output.mkdir(parents=True, exist_ok=True)
+        run_id = unique_run_id(output, run_name or f"{sc.name}-{a.name}-s{sc.seed}")
+        folder = RunFolder(output, run_id)
     folder.layer_params = [(lay.name, lay.params) for lay in spec.quantized_layers]
     executor = None
     rounds: list[Any] = []
+    if ckpt is not None:
+        algorithm.global_state = dict(ckpt["global_state"])
+        algorithm.load_server_state(ckpt["server_state"])
+        rounds = read_round_records(folder.path / "rounds.csv")
+        folder.status_counts = dict(ckpt["status_counts"])
     bar = RoundProgress(total=sc.rounds, enabled=progress)
+    if ckpt is not None:
+        bar.skip(len(rounds))
+    keep_partial = False
     try:
-        folder.write_text("scenario.yaml", yaml.safe_dump(resolved_scenario_dict(sc),
-                                                           sort_keys=False))
+        if ckpt is None:
+            folder.write_text("scenario.yaml", yaml.safe_dump(resolved_scenario_dict(sc),
+                                                               sort_keys=False))
+            folder.write_json("run.json", {
+                "run_id": run_id,
+                "source": str(loaded.path.resolve()) if loaded.path else None,
+                "overrides": list(overrides),
+            })
         executor = make_executor(sc.execution.executor, setup, sc.execution.workers)
         port = TrainingPort(algorithm, executor, parts, evaluator)
         port.server_lr = sc.fedbuff.server_lr
         port.staleness_fn = sc.fedbuff.staleness
+
+        engine_ref: list[Any] = []
 
         class _Obs:
             on_event = folder.on_event
@@ -449,8 +482,18 @@ def run_scenario(
 
             @staticmethod
             def on_round(rec: Any) -> None:
+                nonlocal keep_partial
                 folder.on_round(rec)
                 rounds.append(rec)
+                offsets = folder.sync()
+                save_checkpoint(folder.path, {
+                    "global_state": algorithm.global_state,
+                    "server_state": algorithm.server_state(),
+                    "engine": engine_ref[0].snapshot(rec.round + 1),
+                    "offsets": offsets,
+                    "status_counts": dict(folder.status_counts),
+                })
+                keep_partial = True
                 bar.update(rec)
 
         sel = sc.selection
@@ -463,21 +506,60 @@ def run_scenario(
             clients, port, cost, _Obs(),
             steps_for=lambda n: steps_per_epoch(n, a.batch_size),
             availability=availability, dynamics=dynamics,
+            **({} if ckpt is None else {
+                "start_round": ckpt["engine"]["next_round"],
+                "start_time_s": ckpt["engine"]["now"],
+                "start_energy_j": ckpt["engine"]["fleet_energy_j"]}),
         )
+        engine_ref.append(engine)
+        if ckpt is not None:
+            engine.restore(ckpt["engine"])
+            keep_partial = True
         engine.run()
         summary = _summary(sc, run_id, rounds, spec, host_t0, executor=sc.execution)
         summary["stopped_reason"] = engine.stopped_reason
         summary["client_rounds"] = _client_round_counts(folder.status_counts)
         folder.write_json("summary.json", summary)
+        (folder.path / "checkpoint.pt").unlink(missing_ok=True)
         path = folder.commit()
-    except BaseException:
-        folder.abort()
+    except BaseException as exc:
+        if keep_partial and not isinstance(exc, InputError):
+            folder.suspend()
+            if isinstance(exc, KeyboardInterrupt | RunError):
+                raise RunError(
+                    f"{type(exc).__name__ if isinstance(exc, KeyboardInterrupt) else exc}; "
+                    f"the run is checkpointed: continue it with "
+                    f"`fedsim run --resume {folder.path}`"
+                ) from exc
+        else:
+            folder.abort()
         raise
     finally:
         bar.close()
         if executor is not None:
             executor.shutdown()
     return RunOutcome(path=path, summary=summary, rounds=rounds)
+
+
+def read_round_records(path: Path) -> list[Any]:
+    """RoundRecords back from rounds.csv (for the summary of a resumed run)."""
+    import csv
+
+    from fedsim.engine.records import RoundRecord
+
+    out = []
+    with path.open(encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            out.append(RoundRecord(
+                round=int(row["round"]), sim_time_s=float(row["sim_time_s"]),
+                energy_j=float(row["energy_j"]), accuracy=float(row["accuracy"]),
+                loss=float(row["loss"]), participants=int(row["participants"]),
+                stragglers=int(row["stragglers"]), selected=int(row["selected"]),
+                infeasible=int(row["infeasible"]), round_s=float(row["round_s"]),
+                round_energy_j=float(row["round_energy_j"]), dropouts=int(row["dropouts"]),
+                offline=int(row["offline"]), battery=int(row["battery"]),
+            ))
+    return out
 
 
 def _data_options(sc: Scenario) -> dict[str, Any]:

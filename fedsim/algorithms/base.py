@@ -156,8 +156,12 @@ class Algorithm(ABC):
         return self.global_state
 
     def server_state(self) -> dict[str, Any]:
-        """Extra server state to checkpoint (besides the global model)."""
+        """Extra server state to checkpoint (besides the global model): plain values only."""
         return {}
+
+    def load_server_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`server_state` from a checkpoint."""
+        return None
 
     # -- client side -----------------------------------------------------------------------
     @abstractmethod

@@ -160,4 +160,9 @@ class FedMPQ(BitPlaneMethod):
         self.priority = layer_priority(self.layer_w, d_bar)
 
     def server_state(self) -> dict[str, Any]:
-        return {"b_bar": self.b_bar.tolist(), "priority": self.priority.tolist()}
+        return {"b_bar": [int(b) for b in self.b_bar],
+                "priority": [float(p) for p in self.priority]}
+
+    def load_server_state(self, state: dict[str, Any]) -> None:
+        self.b_bar = np.asarray(state["b_bar"], dtype=np.int64)
+        self.priority = np.asarray(state["priority"], dtype=np.float64)

@@ -164,6 +164,29 @@ class Engine:
         # async: a client that could not be admitted is not offered again for wait_s
         self._excluded_until: dict[int, float] = {}
 
+    # -- checkpoint support -------------------------------------------------------------------
+    def snapshot(self, next_round: int) -> dict[str, Any]:
+        """Engine state at a round boundary (plain values: safe to checkpoint)."""
+        return {
+            "next_round": next_round,
+            "now": float(self.env.now),
+            "fleet_energy_j": float(self.fleet_energy_j),
+            "battery": {str(c): float(d.battery_level_j) for c, d in self.dynamics.items()
+                        if d.battery_capacity_j is not None},
+            "last_loss": {str(c): float(v) for c, v in self.selection_state.last_loss.items()},
+            "expected_s": {str(c): float(v)
+                           for c, v in self.selection_state.expected_s.items()},
+        }
+
+    def restore(self, snap: Mapping[str, Any]) -> None:
+        """Continue from :meth:`snapshot` (the constructor already set round, time, energy)."""
+        for c, level in snap.get("battery", {}).items():
+            self.dynamics[int(c)].battery_level_j = float(level)
+        self.selection_state.last_loss.update(
+            {int(c): float(v) for c, v in snap.get("last_loss", {}).items()})
+        self.selection_state.expected_s = {
+            int(c): float(v) for c, v in snap.get("expected_s", {}).items()}
+
     # -- helpers -------------------------------------------------------------------------
     def _emit(self, kind: str, round: int, client: int | None = None, **fields: Any) -> None:
         event: dict[str, Any] = {"t": round_time(self.env.now), "round": round, "kind": kind}

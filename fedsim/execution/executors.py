@@ -4,6 +4,7 @@
   so a task whose result is never needed never costs host time.
 * ``process``: a pool of ``spawn``-started worker processes (forking a parent whose torch
   thread pool is live can hang), each initialised once with the dataset.
+* ``ray``: Ray actors on a local or existing cluster (optional extra, see ``ray_executor``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Protocol
 
 from fedsim.algorithms.base import ClientTask, ClientUpdate
+from fedsim.errors import InputError
 from fedsim.execution.worker import WorkerContext, WorkerSetup, init_worker, run_task
 
 
@@ -78,7 +80,19 @@ class ProcessExecutor:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def make_executor(kind: str, setup: WorkerSetup, workers: int) -> Executor:
+def make_executor(kind: str, setup: WorkerSetup, workers: int, *,
+                  ray_address: str | None = None) -> Executor:
+    if kind == "ray":  # optional extra, imported only when asked for
+        try:
+            from fedsim.execution.ray_executor import RayExecutor
+        except ImportError as exc:
+            if (exc.name or "").split(".")[0] != "ray":
+                raise
+            raise InputError(
+                "the Ray executor needs Ray, which is not installed: pip install 'fedsim[ray]'",
+                key="execution.executor",
+            ) from None
+        return RayExecutor(setup, workers, address=ray_address)
     if kind == "process" or workers > 1:
         return ProcessExecutor(setup, workers)
     return InlineExecutor(setup)

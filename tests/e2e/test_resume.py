@@ -1,0 +1,97 @@
+"""Kill a real `fedsim run` with SIGKILL at several points, resume it, compare the files."""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from click.testing import CliRunner
+
+from fedsim.checkpoint import CHECKPOINT
+from fedsim.cli import main
+from tests.conftest import TINY, write_scenario
+
+FILES = ("rounds.csv", "clients.csv", "bits.csv", "events.jsonl")
+ROUNDS = 20
+
+
+def scenario(tmp_path: Path) -> Path:
+    data = copy.deepcopy(TINY)
+    data["rounds"] = ROUNDS
+    data["algorithm"] = {"name": "fedmpq", "lr": 0.25, "float_lr": 0.01, "batch_size": 16}
+    data["fleet"][1].update(failure_prob=0.2, battery={
+        "capacity_wh": 0.01, "recharge": {"period_s": 20, "duration_s": 10, "power_w": 1.0}})
+    return write_scenario(tmp_path, data)
+
+
+def fedsim(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "fedsim.cli", *args, "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def rounds_written(partial: Path) -> int:
+    try:
+        return len((partial / "rounds.csv").read_text().splitlines()) - 1
+    except FileNotFoundError:
+        return -1
+
+
+def test_sigkill_at_three_points_then_resume_is_byte_identical(tmp_path: Path) -> None:
+    path = scenario(tmp_path)
+    out = tmp_path / "out"
+    assert fedsim("run", str(path), "-o", str(out), "--name", "ref").wait() == 0
+    rnd = random.Random(0)
+    for target in (2, 8, 14):
+        name = f"kill{target}"
+        partial = out / f".{name}.partial"
+        proc = fedsim("run", str(path), "-o", str(out), "--name", name)
+        deadline = time.monotonic() + 120
+        while rounds_written(partial) < target and time.monotonic() < deadline:
+            assert proc.poll() is None, "run finished before it could be killed"
+            time.sleep(0.005)
+        time.sleep(rnd.uniform(0, 0.05))  # mid-round, or while writing
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert not (out / name).exists() and partial.exists()
+        # the checkpoint is a plain tensor file
+        ck = torch.load(partial / CHECKPOINT, weights_only=True)
+        assert ck["engine"]["next_round"] >= target
+        res = CliRunner().invoke(main, ["run", "--resume", str(out / name), "--no-progress"])
+        assert res.exit_code == 0, res.output
+        for f in FILES:
+            assert (out / "ref" / f).read_bytes() == (out / name / f).read_bytes(), (name, f)
+        assert not (out / name / CHECKPOINT).exists()
+    res = CliRunner().invoke(main, ["run", "--resume", str(out / "kill2")])
+    assert res.exit_code == 0 and "already finished" in res.output
+
+
+def test_resume_with_changed_scenario_exits_2_naming_the_key(tmp_path: Path) -> None:
+    path = scenario(tmp_path)
+    out = tmp_path / "out"
+    partial = out / ".k.partial"
+    proc = fedsim("run", str(path), "-o", str(out), "--name", "k")
+    while rounds_written(partial) < 2:
+        assert proc.poll() is None
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    res = CliRunner().invoke(main, ["run", str(path), "--resume", str(out / "k"),
+                                    "--set", "algorithm.lam=0.01"])
+    assert res.exit_code == 2
+    assert "key 'algorithm.lam'" in res.output and "changed" in res.output
+    # changing only how it runs (workers) is fine
+    res = CliRunner().invoke(main, ["run", "--resume", str(out / "k"), "--workers", "2",
+                                    "--no-progress"])
+    assert res.exit_code == 0, res.output
+
+
+def test_resume_of_nothing_is_an_input_error(tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["run", "--resume", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "no interrupted run" in res.output
