@@ -64,12 +64,17 @@ def _load(scenario_file: Path, overrides: tuple[str, ...], extra: list[str]) -> 
 @click.option("--threads", type=click.IntRange(1, 256), default=None,
               help="Torch threads per client task (fixed for determinism).")
 @click.option("--name", default=None, help="Run folder name (default: scenario-method-seed).")
+@click.option("--seeds", "seeds_text", default=None, metavar="SPEC",
+              help="Run once per seed (1-5 or 1,4,9) into one parent folder, with a summary.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: only on a terminal).")
+@click.option("--report", "make_report", is_flag=True,
+              help="Write the HTML/Markdown report into RUN_DIR/report/ at the end.")
 @handle_errors
 def run(scenario_file: Path | None, overrides: tuple[str, ...], resume: Path | None,
         output: Path, workers: int | None, executor: str | None, threads: int | None,
-        name: str | None, progress: bool | None) -> None:
+        name: str | None, seeds_text: str | None, progress: bool | None,
+        make_report: bool) -> None:
     """Run SCENARIO (a YAML file) and write a run folder under --output.
 
     With --resume RUN_DIR, continue an interrupted run (SCENARIO optional: the run remembers
@@ -99,6 +104,15 @@ def run(scenario_file: Path | None, overrides: tuple[str, ...], resume: Path | N
         if scenario_file is None:
             raise click.UsageError("give a SCENARIO file (or --resume RUN_DIR)")
         loaded = _load(scenario_file, overrides, extra)
+        seeds = loaded.scenario.seeds
+        if seeds_text is not None:
+            from fedsim.seeds import parse_seeds
+
+            seeds = parse_seeds(seeds_text)
+        if seeds:
+            _run_seeds(loaded, scenario_file, [*overrides, *extra], seeds, output, name,
+                       progress)
+            return
         outcome = run_scenario(loaded, output=output, run_name=name, progress=progress,
                                overrides=[*overrides, *extra])
     s = outcome.summary
@@ -110,6 +124,50 @@ def run(scenario_file: Path | None, overrides: tuple[str, ...], resume: Path | N
         if acc is not None else f"run {s['run_id']}: no rounds completed"
     )
     click.echo(f"results: {outcome.path}")
+    if make_report:
+        from fedsim.reporting import write_report
+
+        click.echo(f"report: {write_report(outcome.path)}")
+
+
+def _run_seeds(loaded: Any, scenario_file: Path, overrides: list[str], seeds: list[int],
+               output: Path, name: str | None, progress: bool | None) -> None:
+    from fedsim.seeds import run_seeds
+
+    sc = loaded.scenario
+    parent = output / (name or f"{sc.name}-{sc.algorithm.name}-seeds")
+    paths = run_seeds(scenario_file, overrides, seeds, parent,
+                      parallel=sc.execution.workers, progress=progress)
+    import json
+
+    doc = json.loads((parent / "seeds_summary.json").read_text())
+    acc = doc["final"]["final_accuracy"]
+    click.echo(f"{len(paths)} seeds: final accuracy {acc['mean']:.4f} ± {acc['std']:.4f} "
+               f"(min {acc['min']:.4f}, max {acc['max']:.4f})")
+    click.echo(f"results: {parent}")
+
+
+@main.group()
+def partition() -> None:
+    """Client splits: export the split a run used, to reuse it elsewhere."""
+
+
+@partition.command("export")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Where to write the split JSON (default: stdout).")
+@handle_errors
+def partition_export(run_dir: Path, output: Path | None) -> None:
+    """Write the client split RUN_DIR used (train_indices_per_client, test_indices)."""
+    src = run_dir / "partition.json"
+    if not src.is_file():
+        raise InputError("not a run folder with a partition.json", file=run_dir)
+    text = src.read_text(encoding="utf-8")
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
 
 
 @main.command()
@@ -138,8 +196,11 @@ def validate(scenario_file: Path, overrides: tuple[str, ...]) -> None:
 
 def _register() -> None:
     from fedsim.profiles_cli import profiles
+    from fedsim.reporting.commands import compare, report
 
     main.add_command(profiles)
+    main.add_command(report)
+    main.add_command(compare)
 
 
 _register()

@@ -8,6 +8,7 @@ the host) is resolved *before* the run folder is created.
 
 from __future__ import annotations
 
+import json
 import platform
 import resource
 import sys
@@ -369,7 +370,7 @@ def run_scenario(
     from fedsim.algorithms.params import ALGORITHM_PARAMS
     from fedsim.algorithms.registry import algorithm_class
     from fedsim.algorithms.training import steps_per_epoch
-    from fedsim.data import load_dataset, partition
+    from fedsim.data import load_dataset
     from fedsim.engine.core import Engine, EngineConfig
     from fedsim.execution.executors import make_executor
     from fedsim.execution.worker import WorkerSetup, configure_torch
@@ -387,12 +388,7 @@ def run_scenario(
                                    options=data_options)
     except InputError as exc:
         raise InputError(exc.detail, file=loaded.label, key=exc.key or "data") from None
-    parts = partition(
-        train.y, sc.n_clients, kind=sc.data.partition.kind,
-        rng=rng(sc.seed, "partition"), alpha=sc.data.partition.alpha,
-        shards_per_client=sc.data.partition.shards_per_client,
-        min_share=sc.data.partition.min_share,
-    )
+    parts, test, test_idx = _partition(loaded, train, test)
 
     configure_torch(sc.execution.threads)
     torch.manual_seed(derive_seed(sc.seed, "init"))
@@ -464,6 +460,11 @@ def run_scenario(
         if ckpt is None:
             folder.write_text("scenario.yaml", yaml.safe_dump(resolved_scenario_dict(sc),
                                                                sort_keys=False))
+            from fedsim.data.splitfile import split_document
+
+            folder.write_text("partition.json", json.dumps(split_document(
+                parts, test_idx, sc.data.dataset),
+                separators=(",", ":")) + "\n")
             folder.write_json("run.json", {
                 "run_id": run_id,
                 "source": str(loaded.path.resolve()) if loaded.path else None,
@@ -539,6 +540,33 @@ def run_scenario(
         if executor is not None:
             executor.shutdown()
     return RunOutcome(path=path, summary=summary, rounds=rounds)
+
+
+def _partition(loaded: LoadedScenario, train: Any,
+               test: Any) -> tuple[list[np.ndarray], Any, np.ndarray | None]:
+    """Client shards (and possibly a test subset) from the partitioner or a split file."""
+    from fedsim.data import ArrayDataset, partition
+    from fedsim.data.splitfile import read_split
+
+    sc = loaded.scenario
+    pc = sc.data.partition
+    if pc.kind == "file":
+        assert pc.path is not None
+        path = Path(pc.path)
+        if not path.is_absolute():
+            path = loaded.base_dir / path
+        parts, test_idx = read_split(path, n_clients=sc.n_clients, n_train=len(train.y),
+                                     n_test=len(test.y), file=loaded.label,
+                                     key="data.partition.path")
+        if test_idx is not None:
+            test = ArrayDataset(x=test.x[test_idx], y=test.y[test_idx],
+                                num_classes=test.num_classes, name=test.name)
+        return parts, test, test_idx
+    parts = partition(
+        train.y, sc.n_clients, kind=pc.kind, rng=rng(sc.seed, "partition"), alpha=pc.alpha,
+        shards_per_client=pc.shards_per_client, min_share=pc.min_share,
+    )
+    return parts, test, None
 
 
 def read_round_records(path: Path) -> list[Any]:

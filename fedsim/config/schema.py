@@ -25,10 +25,17 @@ MODELS = ("cnn", "resnet20", "resnet32", "resnet44", "resnet56")
 class PartitionConfig(_Strict):
     """How the training split is dealt to clients (FEDMPQ.md section 1; supplementary eq. 1-2)."""
 
-    kind: Literal["dirichlet", "iid", "shards"] = "dirichlet"
+    kind: Literal["dirichlet", "iid", "shards", "file"] = "dirichlet"
     alpha: Annotated[float, Field(gt=0, le=1e6)] = 0.5
     shards_per_client: Annotated[int, Field(ge=1, le=10_000)] = 2
     min_share: Annotated[float, Field(ge=0, lt=1)] | None = None
+    path: str | None = None  # kind 'file': JSON with train_indices_per_client[, test_indices]
+
+    @model_validator(mode="after")
+    def _file_needs_path(self) -> PartitionConfig:
+        if self.kind == "file" and not self.path:
+            raise ValueError("kind 'file' needs a 'path' to a split JSON file")
+        return self
 
 
 class SyntheticOptions(_Strict):
@@ -233,6 +240,7 @@ class Scenario(_Strict):
     availability: AvailabilityConfig = AvailabilityConfig()
     mode: Literal["sync", "async"] = "sync"
     fedbuff: FedBuffConfig = FedBuffConfig()
+    seeds: list[Annotated[int, Field(ge=0, le=2**63 - 1)]] | None = None
     description: str = ""
 
     @field_validator("name")
