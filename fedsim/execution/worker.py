@@ -64,10 +64,36 @@ class WorkerContext:
         self.algorithm: Algorithm = algorithm_class(setup.algorithm)(setup.hyper, params, spec)
 
     def run(self, task: ClientTask) -> ClientUpdate:
+        _fault_injection(task)
         idx = torch.as_tensor(task.indices, dtype=torch.long, device=self.device)
         torch.manual_seed(task.seed)  # guard: any stray global draw is seeded too
         update = self.algorithm.client_update(self.model, task, self.x[idx], self.y[idx])
+        if self.device.type != "cpu":  # results cross processes and are averaged on the CPU
+            update.state = {k: v.cpu() for k, v in update.state.items()}
         return update
+
+
+def _fault_injection(task: ClientTask) -> None:
+    """Test hook: ``FEDSIM_FAULT=kill:<round>:<client>:<marker file>`` SIGKILLs the worker
+    the first time it runs that task (the marker file records that it happened), so tests can
+    check that a dead worker is replaced and its task retried. ``fail:...`` raises instead,
+    every time (a deterministic failure)."""
+    import os
+
+    spec = os.environ.get("FEDSIM_FAULT")
+    if not spec:
+        return
+    kind, rnd, cid, marker = spec.split(":", 3)
+    if (task.round, task.client_id) != (int(rnd), int(cid)):
+        return
+    if kind == "fail":
+        raise RuntimeError("injected deterministic failure")
+    if kind == "kill" and not os.path.exists(marker):
+        with open(marker, "w") as f:
+            f.write("killed\n")
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def configure_torch(threads: int) -> None:
