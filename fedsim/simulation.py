@@ -152,7 +152,13 @@ def build_dynamics(loaded: LoadedScenario, fleet: Sequence[FleetClient]) -> tupl
 # Cost oracle: the engine's view of the hardware models
 # ---------------------------------------------------------------------------------------------
 class HardwareCost:
-    """Per-client compute/transfer/memory costs from profiles, the layer table and bits."""
+    """Per-client compute/transfer/memory costs from profiles, the layer table and bits.
+
+    The cost functions are pure, and clients of a fleet group share one profile object, so
+    results are memoised per (profile, bits, batch, steps): a 10^5-client system-only run
+    evaluates each distinct configuration once. Link speed factors are drawn lazily, each
+    from its own (seed, client) stream, so only clients that transfer pay for the draw.
+    """
 
     def __init__(
         self,
@@ -168,29 +174,48 @@ class HardwareCost:
         self.spec = spec
         self.act_bits = act_bits
         self.batch_size = batch_size
+        self.seed = seed
         self.samples = dict(zip([c.client_id for c in fleet], samples, strict=True))
-        # Per-client link speed (log-normal around the profile), fixed for the run.
-        self.bw = {
-            c.client_id: (
-                sample_bandwidth_factor(c.link, rng(seed, "bandwidth", c.client_id, "up")),
-                sample_bandwidth_factor(c.link, rng(seed, "bandwidth", c.client_id, "down")),
-            )
-            for c in fleet
-        }
+        self._bw: dict[int, tuple[float, float]] = {}
+        self._compute: dict[tuple[int, tuple[int, ...], int, int], PhaseCost] = {}
+        self._memory: dict[tuple[int, tuple[int, ...], int], str | None] = {}
+        self._payload: dict[tuple[int, ...], int] = {}
+        self._avg: dict[tuple[int, ...], float] = {}
+
+    def bandwidth_factors(self, cid: int) -> tuple[float, float]:
+        """(up, down) speed factors of a client's link (log-normal around the profile)."""
+        if cid not in self._bw:
+            link = self.fleet[cid].link
+            if link.spread_sigma == 0:
+                self._bw[cid] = (1.0, 1.0)
+            else:
+                self._bw[cid] = (
+                    sample_bandwidth_factor(link, rng(self.seed, "bandwidth", cid, "up")),
+                    sample_bandwidth_factor(link, rng(self.seed, "bandwidth", cid, "down")),
+                )
+        return self._bw[cid]
 
     def _batch(self, cid: int) -> int:
         return max(1, min(self.batch_size, self.samples[cid]))
 
     def compute(self, client_id: int, bits: Sequence[int], steps: int) -> PhaseCost:
-        c = train_cost(
-            self.fleet[client_id].profile, self.spec, bits,
-            act_bits=self.act_bits, batch_size=self._batch(client_id), steps=steps,
-        )
-        return PhaseCost(c.time_s, c.energy_j)
+        prof = self.fleet[client_id].profile
+        key = (id(prof), tuple(bits), self._batch(client_id), steps)
+        if key not in self._compute:
+            c = train_cost(prof, self.spec, bits, act_bits=self.act_bits,
+                           batch_size=key[2], steps=steps)
+            self._compute[key] = PhaseCost(c.time_s, c.energy_j)
+        return self._compute[key]
+
+    def payload_bits(self, bits: Sequence[int]) -> int:
+        key = tuple(bits)
+        if key not in self._payload:
+            self._payload[key] = model_payload_bits(self.spec, key)
+        return self._payload[key]
 
     def transfer(self, client_id: int, bits: Sequence[int], direction: str) -> PhaseCost:
-        payload = model_payload_bits(self.spec, bits)
-        up, down = self.bw[client_id]
+        payload = self.payload_bits(bits)
+        up, down = self.bandwidth_factors(client_id)
         t = transfer_cost(
             self.fleet[client_id].link, payload, direction=direction,  # type: ignore[arg-type]
             bandwidth_factor=up if direction == "up" else down,
@@ -198,16 +223,21 @@ class HardwareCost:
         return PhaseCost(t.time_s, t.energy_j, payload)
 
     def memory_problem(self, client_id: int, bits: Sequence[int]) -> str | None:
-        return check_memory(
-            self.fleet[client_id].profile, self.spec, bits,
-            batch_size=self._batch(client_id), act_bits=self.act_bits,
-        )
+        prof = self.fleet[client_id].profile
+        key = (id(prof), tuple(bits), self._batch(client_id))
+        if key not in self._memory:
+            self._memory[key] = check_memory(prof, self.spec, bits, batch_size=key[2],
+                                             act_bits=self.act_bits)
+        return self._memory[key]
 
     def idle_power_w(self, client_id: int) -> float:
         return float(self.fleet[client_id].profile.power.idle_w)
 
     def avg_bits(self, bits: Sequence[int]) -> float:
-        return self.spec.avg_bits(bits)
+        key = tuple(bits)
+        if key not in self._avg:
+            self._avg[key] = self.spec.avg_bits(key)
+        return self._avg[key]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,21 +413,33 @@ def run_scenario(
 
     # Data (an absent dataset is an input error, raised before anything is written).
     data_options = _data_options(sc)
-    try:
-        train, test = load_dataset(sc.data.dataset, root=sc.data.root, seed=sc.seed,
-                                   options=data_options)
-    except InputError as exc:
-        raise InputError(exc.detail, file=loaded.label, key=exc.key or "data") from None
-    parts, test, test_idx = _partition(loaded, train, test)
+    system_only = sc.system_only.enabled
+    if system_only:  # shapes only: no samples are loaded, no client trains
+        from fedsim.data import dataset_info
+
+        channels, image_size, num_classes = dataset_info(sc.data.dataset, data_options)
+        parts = [np.zeros(sc.system_only.samples_per_client, dtype=np.int64)
+                 for _ in range(sc.n_clients)]
+        test = test_idx = None
+    else:
+        try:
+            train, test = load_dataset(sc.data.dataset, root=sc.data.root, seed=sc.seed,
+                                       options=data_options)
+        except InputError as exc:
+            raise InputError(exc.detail, file=loaded.label, key=exc.key or "data") from None
+        parts, test, test_idx = _partition(loaded, train, test)
+        channels, image_size, num_classes = train.channels, train.image_size, train.num_classes
+    if sc.execution.device == "cuda" and not system_only and not torch.cuda.is_available():
+        raise InputError("CUDA is not available on this machine (torch "
+                         f"{torch.__version__}); use device: cpu", file=loaded.label,
+                         key="execution.device")
 
     configure_torch(sc.execution.threads)
     torch.manual_seed(derive_seed(sc.seed, "init"))
     model_options = sc.model.resolved_options()
-    model = build_model(sc.model.name, in_channels=train.channels,
-                        num_classes=train.num_classes, image_size=train.image_size,
-                        options=model_options)
-    spec = model_spec(model, name=sc.model.name,
-                      input_shape=(train.channels, train.image_size, train.image_size))
+    model = build_model(sc.model.name, in_channels=channels, num_classes=num_classes,
+                        image_size=image_size, options=model_options)
+    spec = model_spec(model, name=sc.model.name, input_shape=(channels, image_size, image_size))
 
     a = sc.algorithm
     hyper = TrainHyper(lr=a.lr, momentum=a.momentum, weight_decay=a.weight_decay,
@@ -409,15 +451,25 @@ def run_scenario(
     algorithm.setup(model, [ClientInfo(c.client_id, c.budget_bits, samples[c.client_id])
                             for c in fleet])
 
-    cost = HardwareCost(fleet, spec, act_bits=algorithm.act_bits, batch_size=a.batch_size,
+    act_bits = algorithm.act_bits
+    if system_only:
+        act_bits = None if sc.system_only.bits == "float" else (act_bits or 4)
+    cost = HardwareCost(fleet, spec, act_bits=act_bits, batch_size=a.batch_size,
                         samples=samples, seed=sc.seed)
     clients = [
         ClientDesc(c.client_id, c.group, c.profile.name, c.profile.device_class,
                    c.budget_bits, samples[c.client_id])
         for c in fleet
     ]
-    _refuse_if_nobody_fits(loaded, fleet, cost, algorithm)
+    synthetic = None
+    if system_only:
+        from fedsim.engine.synthetic import SyntheticPort
+
+        synthetic = SyntheticPort(spec, {c.client_id: c.budget_bits for c in fleet},
+                                  sc.system_only.bits)
+    _refuse_if_nobody_fits(loaded, fleet, cost, synthetic or algorithm)
     availability, dynamics = build_dynamics(loaded, fleet)
+    _refuse_if_host_too_small(loaded, spec, parts, sc, system_only)
 
     setup = WorkerSetup(
         dataset=sc.data.dataset, data_root=sc.data.root, data_seed=sc.seed,
@@ -426,7 +478,8 @@ def run_scenario(
         algo_params=ALGORITHM_PARAMS[a.name].model_validate(a.model_extra or {}).model_dump(),
         threads=sc.execution.threads, device=sc.execution.device,
     )
-    evaluator = Evaluator(model, test.x, test.y, sc.execution.eval_batch_size)
+    evaluator = None if test is None else Evaluator(model, test.x, test.y,
+                                                    sc.execution.eval_batch_size)
 
     from fedsim.checkpoint import load_checkpoint, save_checkpoint
     from fedsim.rundir import RunFolder, unique_run_id
@@ -462,18 +515,22 @@ def run_scenario(
                                                                sort_keys=False))
             from fedsim.data.splitfile import split_document
 
-            folder.write_text("partition.json", json.dumps(split_document(
-                parts, test_idx, sc.data.dataset),
-                separators=(",", ":")) + "\n")
+            if not system_only:
+                folder.write_text("partition.json", json.dumps(split_document(
+                    parts, test_idx, sc.data.dataset), separators=(",", ":")) + "\n")
             folder.write_json("run.json", {
                 "run_id": run_id,
                 "source": str(loaded.path.resolve()) if loaded.path else None,
                 "overrides": list(overrides),
             })
-        executor = make_executor(sc.execution.executor, setup, sc.execution.workers)
-        port = TrainingPort(algorithm, executor, parts, evaluator)
-        port.server_lr = sc.fedbuff.server_lr
-        port.staleness_fn = sc.fedbuff.staleness
+        port: Any
+        if synthetic is not None:
+            port = synthetic
+        else:
+            executor = make_executor(sc.execution.executor, setup, sc.execution.workers)
+            port = TrainingPort(algorithm, executor, parts, evaluator)
+            port.server_lr = sc.fedbuff.server_lr
+            port.staleness_fn = sc.fedbuff.staleness
 
         engine_ref: list[Any] = []
 
@@ -599,6 +656,36 @@ def _data_options(sc: Scenario) -> dict[str, Any]:
     if sc.data.test_subset is not None:
         opts["test_subset"] = sc.data.test_subset
     return opts
+
+
+def _refuse_if_host_too_small(loaded: LoadedScenario, spec: ModelSpec,
+                              parts: Sequence[np.ndarray], sc: Scenario,
+                              system_only: bool) -> None:
+    """Refuse up front a run whose host memory estimate exceeds what is available, rather
+    than being killed halfway. Estimate: the dataset in the main process and in every worker,
+    plus per training process the bit-plane model (12 B x 8 planes per weight), its saved
+    activations for one batch, and the evaluation batch."""
+    import psutil
+
+    if system_only:
+        return
+    n_train = sum(len(p) for p in parts)
+    data_b = n_train * 4 * max(1, spec.input_elems)
+    procs = 1 + (sc.execution.workers if sc.execution.workers > 1
+                 or sc.execution.executor == "process" else 0)
+    acts = sum(lay.act_elems for lay in spec.layers) + spec.other_act_elems
+    model_b = 12 * 8 * spec.total_params + 4 * acts * (sc.algorithm.batch_size * 2
+                                                        + sc.execution.eval_batch_size)
+    need = procs * (data_b + model_b) + 300 * 2**20 * procs  # + interpreter and torch
+    avail = psutil.virtual_memory().available
+    if need > avail:
+        raise InputError(
+            f"this run needs about {need / 2**30:.1f} GiB of host memory ({procs} "
+            f"process(es) x (data {data_b / 2**30:.2f} GiB + model {model_b / 2**30:.2f} GiB "
+            f"+ runtime)), but only {avail / 2**30:.1f} GiB is available; use fewer workers, "
+            "a smaller data.train_subset or a smaller batch",
+            file=loaded.label, key="execution.workers",
+        )
 
 
 def _refuse_if_nobody_fits(loaded: LoadedScenario, fleet: Sequence[FleetClient],

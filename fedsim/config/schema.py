@@ -183,6 +183,17 @@ class ExecutionConfig(_Strict):
     eval_batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 1024
 
 
+class SystemOnlyConfig(_Strict):
+    """Fleet studies at population scale: engine, cost model, network, availability and
+    selection without training. Bit vectors follow ``bits``: ``budget`` (floor of the budget
+    in every layer), ``fedmpq`` (FedMPQ's first allocation: pruning-growing from 8 bits,
+    largest layers first), ``max`` (8 everywhere) or ``float`` (32)."""
+
+    enabled: bool = False
+    samples_per_client: Annotated[int, Field(ge=1, le=10_000_000)] = 500
+    bits: Literal["budget", "fedmpq", "max", "float"] = "fedmpq"
+
+
 class FedBuffConfig(_Strict):
     """Buffered asynchronous aggregation (FedBuff): aggregate every ``buffer_k`` reports."""
 
@@ -240,6 +251,7 @@ class Scenario(_Strict):
     availability: AvailabilityConfig = AvailabilityConfig()
     mode: Literal["sync", "async"] = "sync"
     fedbuff: FedBuffConfig = FedBuffConfig()
+    system_only: SystemOnlyConfig = SystemOnlyConfig()
     seeds: list[Annotated[int, Field(ge=0, le=2**63 - 1)]] | None = None
     description: str = ""
 

@@ -93,3 +93,23 @@ def test_dynamics_are_deterministic_across_executors(tmp_path: Path, variant: st
     b = run(path, tmp_path / "out", "execution.workers=2", name="b")
     for f in DETERMINISTIC_FILES:
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
+def test_system_only_runs_without_training_and_is_deterministic(tmp_path: Path) -> None:
+    data = copy.deepcopy(TINY)
+    data["fleet"] = [{"profile": "raspberry_pi_4", "count": 300, "budget_bits": 8},
+                     {"profile": "midrange_phone", "count": 700, "budget_bits": 3}]
+    data["selection"] = {"per_round": 100}
+    data["system_only"] = {"enabled": True, "samples_per_client": 200, "bits": "fedmpq"}
+    data["algorithm"] = {"name": "fedmpq"}
+    path = write_scenario(tmp_path, data)
+    a = run(path, tmp_path / "out", name="a")
+    b = run(path, tmp_path / "out", name="b")
+    for f in DETERMINISTIC_FILES:
+        assert (a / f).read_bytes() == (b / f).read_bytes()
+    rows = (a / "clients.csv").read_text().splitlines()[1:]
+    assert len(rows) == 100 * TINY["rounds"]
+    # 3-bit phones get mixed bits within budget; boards get 8 everywhere
+    avg = {r.split(",")[2]: float(r.split(",")[4]) for r in rows}
+    assert avg["raspberry_pi_4"] == 8.0 and avg["midrange_phone"] <= 3.0
+    assert "nan" in (a / "rounds.csv").read_text()
