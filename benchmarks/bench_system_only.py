@@ -36,7 +36,8 @@ def one(n: int, rounds: int, per_round: int | None, out: str) -> dict:
     t0 = time.perf_counter()
     subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
-    summary = json.load(open(f"{out}/n{n}/summary.json"))
+    with open(f"{out}/n{n}/summary.json") as f:
+        summary = json.load(f)
     return {"clients": n, "wall_s": wall, "engine_s": summary["host"]["wall_s"],
             "rss_mb": summary["host"]["peak_rss_mb"],
             "client_rounds": summary["client_rounds"]["total"]}
