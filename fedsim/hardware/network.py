@@ -61,15 +61,23 @@ def transfer_cost(
         include_promotion / include_tail: set False when the engine knows the radio is
             already awake (back-to-back transfers) or stays busy afterwards.
     """
-    t, e = transfer_cost_batch(
-        [link],
-        np.array([payload_bits]),
-        direction=direction,
-        bandwidth_factor=bandwidth_factor,
-        include_promotion=include_promotion,
-        include_tail=include_tail,
-    )
-    return TransferCost(time_s=float(t[0]), energy_j=float(e[0]))
+    # Scalar path (the engine calls this per client and phase): the same arithmetic as
+    # transfer_cost_batch, in the same order, without numpy's per-call overhead.
+    if payload_bits < 0:
+        raise ValueError("payload_bits must be >= 0")
+    if not (bandwidth_factor > 0) or bandwidth_factor == float("inf"):
+        raise ValueError("bandwidth_factor must be finite and > 0")
+    if payload_bits == 0:
+        return TransferCost(time_s=0.0, energy_j=0.0)
+    rate, base_w, per_w = _direction_terms(link, direction)
+    promo_s = link.promotion_s if include_promotion else 0.0
+    tail_s = link.tail_s if include_tail else 0.0
+    rate_mbps = rate * float(bandwidth_factor)
+    airtime = float(payload_bits) / (rate_mbps * 1e6)
+    time_s = promo_s + link.rtt_s + airtime / link.duty_cycle
+    energy_j = (link.promotion_w * promo_s + base_w * link.rtt_s
+                + (base_w + per_w * rate_mbps) * airtime + link.tail_w * tail_s)
+    return TransferCost(time_s=time_s, energy_j=energy_j)
 
 
 def transfer_cost_batch(
