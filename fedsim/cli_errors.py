@@ -30,6 +30,9 @@ def handle_errors(fn: F) -> F:
             _fail(str(exc), 2)
         except RunError as exc:
             _fail(str(exc), 1)
+        except OSError as exc:  # a path the user named: too long, unreadable, not a folder...
+            name = str(exc.filename)[:200] if exc.filename else "a file"
+            _fail(f"{name}: {exc.strerror or exc}", 2)
         except KeyboardInterrupt:
             click.echo("interrupted: nothing was written", err=True)
             sys.exit(130)

@@ -12,8 +12,9 @@ import yaml
 from fedsim.config.loader import LoadedScenario, load_scenario
 from fedsim.errors import InputError
 
-# Sections that change how fast a run goes, never what it computes.
-IGNORED = ("execution",)
+# Keys that change how fast a run goes, never what it computes (the thread count and the
+# evaluation batch change the order of float sums, so they must stay).
+IGNORED = {("execution", "workers"), ("execution", "executor"), ("execution", "ray_address")}
 
 
 class AlreadyFinished(Exception):
@@ -40,7 +41,7 @@ def locate(run_dir: Path) -> Path:
 def _first_difference(a: Any, b: Any, path: str = "") -> tuple[str, Any, Any] | None:
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b), key=str):
-            if not path and key in IGNORED:
+            if tuple(path.split(".")) + (key,) in IGNORED or (not path and (key,) in IGNORED):
                 continue
             sub = f"{path}.{key}" if path else str(key)
             if key not in a or key not in b:

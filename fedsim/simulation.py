@@ -49,19 +49,31 @@ class FleetClient:
     budget_bits: float
     profile: DeviceProfile
     link: LinkProfile
+    group_index: int = 0
+
+
+def group_labels(sc: Scenario) -> list[str]:
+    """A unique label per fleet group: its name, else its profile (suffixed if repeated)."""
+    base = [g.label for g in sc.fleet]
+    out = []
+    for i, b in enumerate(base):
+        out.append(b if base.count(b) == 1 else f"{b}#{base[:i + 1].count(b)}")
+    return out
 
 
 def resolve_fleet(loaded: LoadedScenario) -> list[FleetClient]:
     """Look up every group's profile (scenario's own profile paths first), apply overrides."""
     sc = loaded.scenario
     try:
-        library = ProfileLibrary.load(sc.profiles, base_dir=loaded.base_dir)
+        library = ProfileLibrary.load(sc.profiles, base_dir=loaded.base_dir,
+                                      source_file=loaded.label)
     except InputError as exc:
         if exc.file is None:
             raise InputError(exc.detail, file=loaded.label, key=exc.key or "profiles") from None
         raise
     clients: list[FleetClient] = []
     cid = 0
+    labels = group_labels(sc)
     for i, group in enumerate(sc.fleet):
         key = f"fleet[{i}]"
         profile = library.profile_for(group.profile, group.override or None,
@@ -71,8 +83,8 @@ def resolve_fleet(loaded: LoadedScenario) -> list[FleetClient]:
             profile = profile.model_copy(update={"link": link})
         assert isinstance(profile.link, LinkProfile)
         for _ in range(group.count):
-            clients.append(FleetClient(cid, group.label, group.budget_bits, profile,
-                                       profile.link))
+            clients.append(FleetClient(cid, labels[i], group.budget_bits, profile,
+                                       profile.link, i))
             cid += 1
     return clients
 
@@ -112,21 +124,20 @@ def build_dynamics(loaded: LoadedScenario, fleet: Sequence[FleetClient]) -> tupl
                      default_on=cfg.unlisted == "online")
 
     default = model_for(sc.availability, "availability")
-    group_models: dict[str, Any] = {}
+    group_models: dict[int, Any] = {}
     for i, g in enumerate(sc.fleet):
         if g.availability is not None:
-            group_models[g.label] = model_for(g.availability, f"fleet[{i}].availability")
+            group_models[i] = model_for(g.availability, f"fleet[{i}].availability")
     availability: Any = default
     if group_models:
-        availability = _PerClient({c.client_id: group_models.get(c.group, default)
+        availability = _PerClient({c.client_id: group_models.get(c.group_index, default)
                                    for c in fleet})
     if isinstance(default, AlwaysOn) and not group_models:
         availability = None
 
     dynamics: dict[int, Any] = {}
-    group_index = {g.label: (i, g) for i, g in enumerate(sc.fleet)}
     for c in fleet:
-        i, g = group_index[c.group]
+        i, g = c.group_index, sc.fleet[c.group_index]
         d = ClientDynamics(failure_prob=g.failure_prob)
         if g.battery is not None:
             wh = g.battery.capacity_wh
@@ -583,7 +594,7 @@ def run_scenario(
     except BaseException as exc:
         if keep_partial and not isinstance(exc, InputError):
             folder.suspend()
-            if isinstance(exc, KeyboardInterrupt | RunError):
+            if isinstance(exc, KeyboardInterrupt | RunError) and sc.mode == "sync":
                 raise RunError(
                     f"{type(exc).__name__ if isinstance(exc, KeyboardInterrupt) else exc}; "
                     f"the run is checkpointed: continue it with "
@@ -619,10 +630,14 @@ def _partition(loaded: LoadedScenario, train: Any,
             test = ArrayDataset(x=test.x[test_idx], y=test.y[test_idx],
                                 num_classes=test.num_classes, name=test.name)
         return parts, test, test_idx
-    parts = partition(
-        train.y, sc.n_clients, kind=pc.kind, rng=rng(sc.seed, "partition"), alpha=pc.alpha,
-        shards_per_client=pc.shards_per_client, min_share=pc.min_share,
-    )
+    try:
+        parts = partition(
+            train.y, sc.n_clients, kind=pc.kind, rng=rng(sc.seed, "partition"),
+            alpha=pc.alpha, shards_per_client=pc.shards_per_client, min_share=pc.min_share,
+        )
+    except ValueError as exc:
+        raise InputError(f"cannot partition {len(train.y)} samples over {sc.n_clients} "
+                         f"clients: {exc}", file=loaded.label, key="data.partition") from None
     return parts, test, None
 
 

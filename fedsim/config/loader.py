@@ -41,18 +41,25 @@ class LoadedScenario:
 
 def read_yaml(path: Path) -> Any:
     """Safe-load one YAML file; every failure is an InputError naming the file."""
-    if not path.exists():
-        raise InputError("file not found", file=path)
-    if not path.is_file():
-        raise InputError("expected a YAML file, found a directory", file=path)
+    try:
+        if not path.exists():
+            raise InputError("file not found", file=path)
+        if not path.is_file():
+            raise InputError("expected a YAML file, found a directory", file=path)
+    except OSError as exc:
+        raise InputError(f"cannot open: {exc.strerror}", file=str(path)[:200]) from None
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise InputError("not a text file (expected UTF-8 YAML)", file=path) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", file=path) from None
+    from fedsim.yamlsafe import YamlShapeError, safe_load
+
     try:
-        return yaml.safe_load(text)
+        return safe_load(text)
+    except YamlShapeError as exc:
+        raise InputError(f"invalid YAML: {exc}", file=path) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

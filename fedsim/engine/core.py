@@ -196,7 +196,8 @@ class Engine:
         self.observer.on_event(event)
 
     def _battery_view(self) -> dict[int, float]:
-        return {cid: d.battery_level_j for cid, d in self.dynamics.items()
+        """Energy each battery client can still spend above its floor (for selection)."""
+        return {cid: d.battery_level_j - d.battery_floor_j for cid, d in self.dynamics.items()
                 if d.battery_capacity_j is not None}
 
     def _has_battery(self, cid: int) -> bool:
@@ -551,6 +552,7 @@ class Engine:
         buffer: list[tuple[tuple[int, int, int], int, ClientRoundRecord]] = []
         pending: list[ClientRoundRecord] = []
         in_flight: dict[int, simpy.Process] = {}
+        flight_work: dict[int, _Work] = {}
         t0, energy_before, picks = env.now, self.fleet_energy_j, 0
         waited = 0.0
         while version < cfg.rounds:
@@ -580,6 +582,7 @@ class Engine:
                         lambda c, w=w: store.put(w), attempt=attempt))
                     self.working[cid] = proc
                     in_flight[cid] = proc
+                    flight_work[cid] = w
                     env.process(self._async_watch(proc, w, store))
             if not in_flight:
                 if waited >= cfg.max_wait_s:
@@ -593,6 +596,7 @@ class Engine:
             w = yield store.get()
             cid = w.rec.client_id
             in_flight.pop(cid, None)
+            flight_work.pop(cid, None)
             self.working.pop(cid, None)
             if w.rec.status != OK:
                 self._finish_async_record(w.rec, pending)
@@ -608,6 +612,20 @@ class Engine:
                 rec.round = version
             self.port.aggregate_async(version, keys, stale)
             self._emit("aggregate", version, clients=[k[1] for k in keys], staleness=stale)
+            if version + 1 >= cfg.rounds:
+                # The run ends here: work still in flight is stopped now, charged and
+                # recorded as stale in this last round.
+                for proc in list(in_flight.values()):
+                    if proc.is_alive:
+                        proc.interrupt("end of run")
+                if in_flight:
+                    yield env.all_of(list(in_flight.values()))
+                for cid2, w2 in sorted(flight_work.items()):
+                    w2.rec.round = version
+                    pending.append(w2.rec)
+                    self.working.pop(cid2, None)
+                in_flight.clear()
+                flight_work.clear()
             ev = self.port.evaluate(version)
             recs = [rec for _, _, rec in buffer] + pending
             for rec in recs:
@@ -621,12 +639,6 @@ class Engine:
             buffer, pending = [], []
             t0, energy_before = env.now, self.fleet_energy_j
             version += 1
-        # The run is over: tasks still in flight are stopped and recorded as stale.
-        for proc in list(in_flight.values()):
-            if proc.is_alive:
-                proc.interrupt("end of run")
-        if in_flight:
-            yield env.all_of(list(in_flight.values()))
 
     def _async_watch(self, proc: simpy.Process, w: _Work, store: simpy.Store):  # type: ignore[no-untyped-def]
         """Forward a client task that ended without reporting to the server's queue."""

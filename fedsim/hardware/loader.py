@@ -103,9 +103,21 @@ def read_yaml(path: Path) -> Any:
         raise InputError("no such file", file=path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read file: {exc}", file=path) from None
-    loader = yaml.SafeLoader(text)
+    from fedsim.yamlsafe import YamlShapeError, safe_compose
+
     try:
-        node = loader.get_single_node()
+        loader, node = safe_compose(text)
+    except YamlShapeError as exc:
+        raise InputError(f"YAML error: {exc}", file=path) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        key = _key_near(text, mark.line) if mark else None
+        raise InputError(f"YAML syntax error{where}: {exc.problem or exc}", file=path,
+                         key=key) from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"YAML error: {exc}", file=path) from None
+    try:
         if node is None:
             raise InputError("file is empty; expected a mapping of profile fields", file=path)
         _check_nodes(node, path, [])
