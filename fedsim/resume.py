@@ -41,7 +41,7 @@ def locate(run_dir: Path) -> Path:
 def _first_difference(a: Any, b: Any, path: str = "") -> tuple[str, Any, Any] | None:
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b), key=str):
-            if tuple(path.split(".")) + (key,) in IGNORED or (not path and (key,) in IGNORED):
+            if (*path.split("."), key) in IGNORED:
                 continue
             sub = f"{path}.{key}" if path else str(key)
             if key not in a or key not in b:
