@@ -192,6 +192,12 @@ def validate(scenario_file: Path, overrides: tuple[str, ...]) -> None:
         check_dataset_available(sc.data.dataset, root=sc.data.root)
     except InputError as exc:
         raise InputError(exc.detail, file=loaded.label, key=exc.key or "data.root") from None
+    except OSError as exc:
+        raise InputError(f"cannot read the dataset folder: {exc.strerror}",
+                         file=loaded.label, key="data.root") from None
+    from fedsim.simulation import build_dynamics
+
+    build_dynamics(loaded, fleet)  # trace files, battery capacities
     devices = sorted({c.profile.name for c in fleet})
     click.echo(
         f"ok: {scenario_file}: {sc.n_clients} clients on {len(devices)} device profiles "
@@ -203,8 +209,10 @@ def validate(scenario_file: Path, overrides: tuple[str, ...]) -> None:
 def _register() -> None:
     from fedsim.profiles_cli import profiles
     from fedsim.reporting.commands import compare, report
+    from fedsim.verify_cli import verify
 
     main.add_command(profiles)
+    main.add_command(verify)
     main.add_command(report)
     main.add_command(compare)
 

@@ -71,6 +71,16 @@ def resolve_fleet(loaded: LoadedScenario) -> list[FleetClient]:
         if exc.file is None:
             raise InputError(exc.detail, file=loaded.label, key=exc.key or "profiles") from None
         raise
+    except OSError as exc:
+        key = "profiles"
+        for i, entry in enumerate(sc.profiles):
+            try:
+                (loaded.base_dir / entry).exists()
+            except OSError:
+                key = f"profiles[{i}]"
+                break
+        raise InputError(f"cannot read this profile path: {exc.strerror}",
+                         file=loaded.label, key=key) from None
     clients: list[FleetClient] = []
     cid = 0
     labels = group_labels(sc)
@@ -438,6 +448,9 @@ def run_scenario(
                                        options=data_options)
         except InputError as exc:
             raise InputError(exc.detail, file=loaded.label, key=exc.key or "data") from None
+        except OSError as exc:
+            raise InputError(f"cannot read the dataset: {exc.strerror}", file=loaded.label,
+                             key="data.root") from None
         parts, test, test_idx = _partition(loaded, train, test)
         channels, image_size, num_classes = train.channels, train.image_size, train.num_classes
     if sc.execution.device == "cuda" and not system_only and not torch.cuda.is_available():

@@ -21,6 +21,10 @@ MAX_DEPTH = 200
 class YamlShapeError(ValueError):
     """The document is valid YAML but not a sane configuration value."""
 
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
 
 def check_graph(root: yaml.Node) -> None:
     """Reject recursive aliases, nesting deeper than MAX_DEPTH, and documents whose aliases
@@ -36,9 +40,9 @@ def check_graph(root: yaml.Node) -> None:
         return []
 
     # iterative post-order DFS: no Python recursion, so no RecursionError here
-    stack: list[tuple[yaml.Node, int, bool]] = [(root, 0, False)]
+    stack: list[tuple[yaml.Node, int, bool, str]] = [(root, 0, False, "")]
     while stack:
-        node, depth, done = stack.pop()
+        node, depth, done, path = stack.pop()
         nid = id(node)
         if done:
             on_stack.discard(nid)
@@ -57,11 +61,29 @@ def check_graph(root: yaml.Node) -> None:
         if depth > MAX_DEPTH:
             raise YamlShapeError(
                 f"nesting deeper than {MAX_DEPTH} levels (line {node.start_mark.line + 1})")
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    if key_node.value in seen:
+                        key = f"{path}.{key_node.value}" if path else str(key_node.value)
+                        raise YamlShapeError(
+                            f"duplicate key (line {key_node.start_mark.line + 1})", key=key)
+                    seen.add(key_node.value)
         on_stack.add(nid)
-        stack.append((node, depth, True))
-        for c in children(node):
-            if id(c) not in size:
-                stack.append((c, depth + 1, False))
+        stack.append((node, depth, True, path))
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                for c in (key_node, value_node):
+                    if id(c) not in size:
+                        sub = (f"{path}.{key_node.value}" if path else str(key_node.value)) \
+                            if c is value_node and isinstance(key_node, yaml.ScalarNode) \
+                            else path
+                        stack.append((c, depth + 1, False, sub))
+        else:
+            for i, c in enumerate(children(node)):
+                if id(c) not in size:
+                    stack.append((c, depth + 1, False, f"{path}[{i}]"))
 
 
 def safe_compose(text: str) -> tuple[yaml.SafeLoader, yaml.Node | None]:

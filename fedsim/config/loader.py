@@ -59,7 +59,7 @@ def read_yaml(path: Path) -> Any:
     try:
         return safe_load(text)
     except YamlShapeError as exc:
-        raise InputError(f"invalid YAML: {exc}", file=path) from None
+        raise InputError(f"invalid YAML: {exc}", file=path, key=exc.key) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -161,6 +161,8 @@ class Engine:
         self.stopped_reason: str | None = None
         self.rounds_done = 0
         self._attempts: dict[tuple[int, int], int] = {}
+        self._battery_waiting = False
+        self._held: list[dict[str, Any]] | None = None  # events of a round not yet committed
         # async: a client that could not be admitted is not offered again for wait_s
         self._excluded_until: dict[int, float] = {}
 
@@ -193,7 +195,10 @@ class Engine:
         if client is not None:
             event["client"] = client
         event.update(fields)
-        self.observer.on_event(event)
+        if self._held is not None:
+            self._held.append(event)
+        else:
+            self.observer.on_event(event)
 
     def _battery_view(self) -> dict[int, float]:
         """Energy each battery client can still spend above its floor (for selection)."""
@@ -347,6 +352,7 @@ class Engine:
         k = min(cfg.per_round, len(cands))
         k_sel = min(len(cands), math.ceil(k * (1 + cfg.over_commit)))
         selected = self.select(r, cands, k_sel)
+        self._held = []  # until we know this round goes ahead (not a battery retry)
         self._emit("round_start", r, selected=selected)
         bits = self.port.downlink_bits(r, selected)
         deadline_at = t0 + cfg.deadline_s if cfg.deadline_s else None
@@ -373,9 +379,17 @@ class Engine:
             procs[cid] = env.process(self._client(r, cid, b, work, plan, deadline_at, arrived))
             self.working[cid] = procs[cid]
 
+        held, self._held = self._held, None
         if not procs and records and all(rec.status == BATTERY for rec in records.values()):
-            self._emit("battery_wait", r, clients=selected)
+            if not self._battery_waiting:  # log the first attempt of a waiting stretch only
+                for event in held:
+                    self.observer.on_event(event)
+                self._emit("battery_wait", r, clients=selected)
+                self._battery_waiting = True
             return False
+        for event in held:
+            self.observer.on_event(event)
+        self._battery_waiting = False
         if procs:
             everyone = env.all_of(list(procs.values()))
             waits = [everyone]
@@ -407,7 +421,7 @@ class Engine:
         self.fleet_energy_j += round_energy
         reported = sorted(arrivals)
         if reported:
-            self.port.aggregate(r, [(r, cid, 0) for cid in reported])
+            self.port.aggregate(r, [(r, cid, 0) for cid in reported])  # ids only
         self._emit("aggregate", r, clients=reported)
         ev = self.port.evaluate(r)
         for cid in selected:

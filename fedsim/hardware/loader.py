@@ -121,7 +121,7 @@ def read_yaml(path: Path) -> Any:
     try:
         loader, node = safe_compose(text)
     except YamlShapeError as exc:
-        raise InputError(f"YAML error: {exc}", file=path) from None
+        raise InputError(f"YAML error: {exc}", file=path, key=exc.key) from None
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, text, path) from None
     except yaml.YAMLError as exc:
