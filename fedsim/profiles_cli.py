@@ -1,7 +1,8 @@
 """`fedsim profiles ...`: browse, inspect and validate hardware profiles.
 
 Kept out of cli.py so that file stays a thin list of commands; torch loads only for
-``show`` (it builds the scenario's model to cost one local epoch).
+``show`` (it builds the scenario's model to cost one local epoch) and ``calibrate`` (it times
+training steps on this machine).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def _library(extra: tuple[Path, ...]):  # type: ignore[no-untyped-def]
 
 @click.group("profiles")
 def profiles() -> None:
-    """Hardware profiles: list, show, validate."""
+    """Hardware profiles: list, show, validate, calibrate."""
 
 
 _extra = click.option("--profiles", "extra", multiple=True, type=click.Path(path_type=Path),
@@ -118,6 +119,61 @@ def validate_cmd(files: tuple[Path, ...]) -> None:
             prof = load_any_file(p)
             click.echo(f"ok: {p}: {type(prof).__name__.replace('Profile', '').lower()} "
                        f"'{prof.name}'")
+
+
+@profiles.command("calibrate")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Profile YAML to write (replaced if it exists).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="torch threads while timing; the profile describes training with this many.")
+@click.option("--quick", is_flag=True,
+              help="A few seconds: the CNN only, fewer and shorter repetitions (noisier).")
+@click.option("--model", "models", multiple=True, type=click.Choice(["cnn", "resnet20"]),
+              help="Models to time; the first is fitted, the others are a cross-check "
+                   "(default: cnn resnet20; cnn with --quick).")
+@click.option("--name", default=None,
+              help="The profile's name (default: the output file's name).")
+@handle_errors
+def calibrate_cmd(output: Path, threads: int, quick: bool, models: tuple[str, ...],
+                  name: str | None) -> None:
+    """Time training on this machine and write a `table` profile of it to --output.
+
+    Float (SGD) and fake-quant (bit planes, BitPlaneSGD, group Lasso) steps of the CNN at
+    2/4/8/32 weight bits x 4/32 activation bits give the effective float rate and the table of
+    relative latencies; RAM and memory bandwidth are measured, power is an estimate.
+    """
+    import re
+
+    from fedsim.hardware.calibrate import A_GRID, W_GRID, run_calibration
+
+    if name is None:
+        name = re.sub(r"[^A-Za-z0-9_.\-]", "_", output.stem).lstrip("_.-") or "my_host"
+    chosen = models or (("cnn",) if quick else ("cnn", "resnet20"))
+    budget, reps, mem = (4.0, 3, 32 * 2**20) if quick else (15.0, 5, 64 * 2**20)
+    res = run_calibration(output, models=chosen, threads=threads, seconds_budget=budget,
+                          reps=reps, name=name, mem_bytes=mem,
+                          log=lambda m: click.echo(m, err=True))
+    click.echo(f"host: {res.cpu}, {res.threads} thread(s), RAM {res.ram_mb} MiB, "
+               f"memory bandwidth {res.mem_bandwidth_gb_s:g} GB/s (copy)")
+    click.echo(f"effective float rate ({res.reference.label}): {res.peak_gflops:g} G ops/s "
+               "(MAC = 2 ops; peak_gflops, utilization 1)")
+    click.echo("step times (median):")
+    for t in res.timings:
+        kind = "float" if (t.w_bits, t.a_bits) == (32, 32) else "fake-quant"
+        click.echo(f"  {t.workload.model:<9} W{t.w_bits:<2} A{t.a_bits:<2} "
+                   f"{t.step_s * 1e3:8.2f} ms  ({kind})")
+    click.echo("relative latency vs float (rows: w_bits, columns: a_bits):")
+    click.echo("  " + " " * 6 + "".join(f"{'A' + str(a):>8}" for a in A_GRID))
+    for w, row in zip(W_GRID, res.table, strict=True):
+        click.echo(f"  {'W' + str(w):<6}" + "".join(f"{v:>8.3g}" for v in row))
+    for c in res.checks:
+        click.echo(f"cross-check {c.workload.label} W{c.w_bits}A{c.a_bits}: measured "
+                   f"{c.measured_s * 1e3:.3g} ms/step, profile predicts "
+                   f"{c.predicted_s * 1e3:.3g} ms ({c.error:+.0%}; its own float rate is "
+                   f"{c.own_gflops:.3g} G ops/s: calibrate with --model {c.workload.model} "
+                   "to simulate it)")
+    click.echo(f"wrote {output} (profile '{name}', validated) in {res.seconds:.1f} s; "
+               f"use it with `profiles: [{output}]` in a scenario")
 
 
 def _g(x: float | None) -> str:

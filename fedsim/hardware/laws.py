@@ -3,7 +3,9 @@ activation bits than at the device's base rate (docs/hardware.md, COST_MODEL.md 
 
 All functions are vectorised: ``w`` and ``a`` are integer arrays of the same shape (32 means a
 float operand), the result is a float array of that shape. Fewer bits never give a smaller
-speed-up under any law (tested).
+speed-up under any law of the shipped profiles (tested); the one exception is a measured
+``table`` with ``monotone: false`` (a host calibrated by ``fedsim profiles calibrate``, where
+fake-quant training on float units costs more than float training).
 
 | mode | s(b, a) |
 |---|---|

@@ -78,11 +78,21 @@ class LatencyTable(_Frozen):
     must be positive and non-decreasing along both axes (fewer bits never cost more). Between
     grid points the latency is interpolated bilinearly in bits; below the smallest entry it is
     clamped to that entry.
+
+    ``monotone: false`` drops the non-decreasing rule (and only that rule). It exists for tables
+    *measured* on a host that trains with fake quantization (``fedsim profiles calibrate``):
+    there the bit planes and activation quantizers are extra float work on top of the float
+    MACs, so W2A4 legitimately costs more than W32A32 (1.3-2x on a CPU), and the entries need
+    not even grow with bits. Such a table is a measurement, not a law, so the "fewer bits never
+    cost more" guarantee of docs/hardware.md section 3 does not hold for it; no shipped
+    profile sets it (tests/hardware/test_calibrate.py), so the monotonicity tests of the
+    shipped profiles stand.
     """
 
     w_bits: tuple[BitWidth, ...] = Field(min_length=1)
     a_bits: tuple[BitWidth, ...] = Field(min_length=1)
     relative_latency: tuple[tuple[PosFloat, ...], ...]
+    monotone: Annotated[bool, Field(strict=True)] = True
 
     @model_validator(mode="after")
     def _check_grid(self) -> LatencyTable:
@@ -101,17 +111,21 @@ class LatencyTable(_Frozen):
                 f"relative_latency must be {len(self.w_bits)} rows (one per w_bits) of "
                 f"{len(self.a_bits)} values (one per a_bits)"
             )
+        if not self.monotone:  # a measured fake-quant table (see the class docstring)
+            return self
         for i, row in enumerate(rows):
             for j, v in enumerate(row):
                 if i and v < rows[i - 1][j]:
                     raise ValueError(
                         f"relative_latency must not decrease with more weight bits: "
-                        f"[{i}][{j}]={v} < [{i - 1}][{j}]={rows[i - 1][j]}"
+                        f"[{i}][{j}]={v} < [{i - 1}][{j}]={rows[i - 1][j]} (a measured "
+                        "fake-quant table may say monotone: false)"
                     )
                 if j and v < row[j - 1]:
                     raise ValueError(
                         f"relative_latency must not decrease with more activation bits: "
-                        f"[{i}][{j}]={v} < [{i}][{j - 1}]={row[j - 1]}"
+                        f"[{i}][{j}]={v} < [{i}][{j - 1}]={row[j - 1]} (a measured "
+                        "fake-quant table may say monotone: false)"
                     )
         return self
 
