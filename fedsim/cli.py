@@ -59,7 +59,7 @@ def _load(scenario_file: Path, overrides: tuple[str, ...], extra: list[str]) -> 
               default=Path("results"), show_default=True, help="Parent folder of run folders.")
 @click.option("--workers", type=click.IntRange(1, 256), default=None,
               help="Processes training clients in parallel (results do not change).")
-@click.option("--executor", type=click.Choice(["inline", "process"]), default=None,
+@click.option("--executor", type=click.Choice(["inline", "process", "ray"]), default=None,
               help="Where training runs (default from the scenario).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None,
               help="Torch threads per client task (fixed for determinism).")

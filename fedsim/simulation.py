@@ -551,7 +551,8 @@ def run_scenario(
         if synthetic is not None:
             port = synthetic
         else:
-            executor = make_executor(sc.execution.executor, setup, sc.execution.workers)
+            executor = make_executor(sc.execution.executor, setup, sc.execution.workers,
+                                     ray_address=sc.execution.ray_address)
             port = TrainingPort(algorithm, executor, parts, evaluator)
             port.server_lr = sc.fedbuff.server_lr
             port.staleness_fn = sc.fedbuff.staleness

@@ -176,7 +176,8 @@ class SelectionConfig(_Strict):
 class ExecutionConfig(_Strict):
     """Where real training runs. Never changes results, only host time."""
 
-    executor: Literal["inline", "process"] = "inline"
+    executor: Literal["inline", "process", "ray"] = "inline"
+    ray_address: str | None = None  # an existing cluster ("auto", "ray://host:10001"), or local
     workers: Annotated[int, Field(ge=1, le=256)] = 1
     threads: Annotated[int, Field(ge=1, le=256)] = 1
     device: Literal["cpu", "cuda"] = "cpu"
