@@ -10,6 +10,7 @@ RSS after round 5 and the maximum afterwards.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import sys
 import tempfile
@@ -22,10 +23,8 @@ import psutil
 def rss_tree(p: psutil.Process) -> int:
     total = 0
     for q in [p, *p.children(recursive=True)]:
-        try:
+        with contextlib.suppress(psutil.Error):  # a worker may exit between the calls
             total += q.memory_info().rss
-        except psutil.Error:
-            pass
     return total
 
 
