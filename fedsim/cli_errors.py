@@ -30,6 +30,12 @@ def handle_errors(fn: F) -> F:
             _fail(str(exc), 2)
         except RunError as exc:
             _fail(str(exc), 1)
+        except BrokenPipeError:  # `fedsim ... | head`: the reader left; that is not an error
+            import os
+
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(0)
         except OSError as exc:  # a path the user named: too long, unreadable, not a folder...
             name = str(exc.filename)[:200] if exc.filename else "a file"
             _fail(f"{name}: {exc.strerror or exc}", 2)
