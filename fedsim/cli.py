@@ -182,7 +182,7 @@ def partition_export(run_dir: Path, output: Path | None) -> None:
 def validate(scenario_file: Path, overrides: tuple[str, ...]) -> None:
     """Check SCENARIO (schema, profiles, dataset files) without running it."""
     loaded = _load(scenario_file, overrides, [])
-    from fedsim.simulation import resolve_fleet
+    from fedsim.fleet import resolve_fleet
 
     fleet = resolve_fleet(loaded)
     sc = loaded.scenario
@@ -195,7 +195,7 @@ def validate(scenario_file: Path, overrides: tuple[str, ...]) -> None:
     except OSError as exc:
         raise InputError(f"cannot read the dataset folder: {exc.strerror}",
                          file=loaded.label, key="data.root") from None
-    from fedsim.simulation import build_dynamics
+    from fedsim.fleet import build_dynamics
 
     build_dynamics(loaded, fleet)  # trace files, battery capacities
     devices = sorted({c.profile.name for c in fleet})

@@ -144,7 +144,7 @@ def calibrate_cmd(output: Path, threads: int, quick: bool, models: tuple[str, ..
     """
     import re
 
-    from fedsim.hardware.calibrate import A_GRID, W_GRID, run_calibration
+    from fedsim.calibrate import A_GRID, W_GRID, run_calibration
 
     if name is None:
         name = re.sub(r"[^A-Za-z0-9_.\-]", "_", output.stem).lstrip("_.-") or "my_host"

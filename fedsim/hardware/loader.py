@@ -132,18 +132,7 @@ def read_yaml(path: Path) -> Any:
         _check_nodes(node, path, [])
         return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        if exc.context and exc.context_mark:
-            where += f" ({exc.context} at line {exc.context_mark.line + 1})"
-        # an unclosed flow collection or quote names its key better than where it broke
-        ctx = exc.context or ""
-        opened = exc.context_mark and ("flow" in ctx or "quoted" in ctx or "scalar" in ctx)
-        anchor = exc.context_mark if opened else mark
-        key = _key_near(text, anchor.line) if anchor else None
-        raise InputError(
-            f"YAML syntax error{where}: {exc.problem or exc}", file=path, key=key
-        ) from None
+        raise _syntax_error(exc, text, path) from None
     except yaml.YAMLError as exc:
         raise InputError(f"YAML error: {exc}", file=path) from None
     finally:

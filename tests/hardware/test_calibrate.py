@@ -18,10 +18,10 @@ import torch
 from click.testing import CliRunner
 
 from fedsim.algorithms.training import local_sgd, steps_per_epoch
+from fedsim.calibrate import W_GRID, calibrate, step_clock
 from fedsim.cli import main
 from fedsim.errors import InputError
 from fedsim.hardware import ProfileLibrary, load_profile_file, train_cost
-from fedsim.hardware.calibrate import W_GRID, calibrate, step_clock
 from fedsim.hardware.schema import LatencyTable, estimated_fields, uncited_fields
 from fedsim.models import build_model, model_spec
 from fedsim.quant import BitPlaneSGD, group_lasso, to_quantized
