@@ -229,7 +229,7 @@ def run_scenario(
             port = synthetic
         else:
             executor = make_executor(sc.execution.executor, setup, sc.execution.workers,
-                                     ray_address=sc.execution.ray_address)
+                                     ray_address=sc.execution.ray_address, train=train)
             port = TrainingPort(algorithm, executor, parts, evaluator)
             port.server_lr = sc.fedbuff.server_lr
             port.staleness_fn = sc.fedbuff.staleness
@@ -441,7 +441,8 @@ def _summary(sc: Scenario, run_id: str, rounds: list[Any], spec: ModelSpec, t0: 
         "host": {
             "wall_s": round(time.perf_counter() - t0, 3),
             **_peak_rss_mb(),
-            "executor": executor.executor if executor.workers == 1 else "process",
+            "executor": ("process" if executor.executor == "inline" and executor.workers > 1
+                         else executor.executor),
             "workers": executor.workers,
             "threads": executor.threads,
             "argv": sys.argv,

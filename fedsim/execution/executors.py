@@ -12,7 +12,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Protocol
+from typing import Any, Protocol
 
 from fedsim.algorithms.base import ClientTask, ClientUpdate
 from fedsim.errors import InputError, RunError
@@ -52,8 +52,8 @@ class _LazyHandle:
 class InlineExecutor:
     """Runs tasks in this process on first ``result()``."""
 
-    def __init__(self, setup: WorkerSetup) -> None:
-        self._ctx = WorkerContext(setup)
+    def __init__(self, setup: WorkerSetup, train: Any = None) -> None:
+        self._ctx = WorkerContext(setup, train)
 
     def submit(self, task: ClientTask) -> Handle:
         return _LazyHandle(self._ctx, task)
@@ -150,7 +150,8 @@ class ProcessExecutor:
 
 
 def make_executor(kind: str, setup: WorkerSetup, workers: int, *,
-                  ray_address: str | None = None) -> Executor:
+                  ray_address: str | None = None, train: Any = None) -> Executor:
+    """``train``: the run's already-loaded training set, reused by the inline executor."""
     if kind == "ray":  # optional extra, imported only when asked for
         try:
             from fedsim.execution.ray_executor import RayExecutor
@@ -164,4 +165,4 @@ def make_executor(kind: str, setup: WorkerSetup, workers: int, *,
         return RayExecutor(setup, workers, address=ray_address)
     if kind == "process" or workers > 1:
         return ProcessExecutor(setup, workers)
-    return InlineExecutor(setup)
+    return InlineExecutor(setup, train)

@@ -37,7 +37,7 @@ class WorkerSetup:
 class WorkerContext:
     """Dataset tensors, one model and one algorithm instance, built once per process."""
 
-    def __init__(self, setup: WorkerSetup) -> None:
+    def __init__(self, setup: WorkerSetup, train: Any = None) -> None:
         from fedsim.algorithms.params import ALGORITHM_PARAMS
         from fedsim.algorithms.registry import algorithm_class
         from fedsim.data import load_dataset
@@ -46,10 +46,11 @@ class WorkerContext:
         configure_torch(setup.threads)
         self.setup = setup
         self.device = torch.device(setup.device)
-        train, _test = load_dataset(
-            setup.dataset, root=setup.data_root, seed=setup.data_seed,
-            options=setup.data_options,
-        )
+        if train is None:  # a worker process loads its own copy once; inline reuses the run's
+            train, _test = load_dataset(
+                setup.dataset, root=setup.data_root, seed=setup.data_seed,
+                options=setup.data_options,
+            )
         self.x = torch.from_numpy(train.x).to(self.device)
         self.y = torch.from_numpy(train.y).to(self.device)
         self.model: nn.Module = build_model(

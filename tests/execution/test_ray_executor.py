@@ -8,6 +8,7 @@ tested everywhere.
 from __future__ import annotations
 
 import copy
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,40 +84,24 @@ def _loaded(data: dict[str, Any]) -> LoadedScenario:
                           raw=data)
 
 
-def run_with(data: dict[str, Any], out: Path, name: str, *, ray: bool,
-             monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run ``data`` in process; with ``ray`` the client updates train on Ray actors.
-
-    Uses ``execution.executor: ray`` when the scenario schema accepts it; otherwise builds
-    the Ray executor through ``make_executor`` directly (the executor is what is under test).
-    """
+def run_with(data: dict[str, Any], out: Path, name: str, *, ray: bool) -> Path:
+    """Run ``data`` in process; with ``ray`` the client updates train on 2 Ray actors."""
     data = copy.deepcopy(data)
     if ray:
         data["execution"] = {"executor": "ray", "workers": 2, "threads": 1}
-        try:
-            loaded = _loaded(data)
-        except InputError:  # schema without "ray" yet
-            data["execution"] = {"workers": 1, "threads": 1}
-            loaded = _loaded(data)
-            real = executors.make_executor
-            monkeypatch.setattr(executors, "make_executor",
-                                lambda kind, setup, workers, **kw: real("ray", setup, 2, **kw))
-    else:
-        loaded = _loaded(data)
-    try:
-        return run_scenario(loaded, output=out, run_name=name, progress=False).path
-    finally:
-        monkeypatch.undo()
+    return run_scenario(_loaded(data), output=out, run_name=name, progress=False).path
 
 
 @pytest.mark.parametrize("method", ["fedavg", "fedmpq"])
-def test_ray_run_is_byte_identical_to_inline(local_ray: Any, tmp_path: Path, method: str,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ray_run_is_byte_identical_to_inline(local_ray: Any, tmp_path: Path,
+                                             method: str) -> None:
     data = copy.deepcopy(TINY)
     data["algorithm"] = {**data["algorithm"], "name": method}
     data["selection"] = {"per_round": 3}
-    inline = run_with(data, tmp_path / "out", "inline", ray=False, monkeypatch=monkeypatch)
-    on_ray = run_with(data, tmp_path / "out", "ray", ray=True, monkeypatch=monkeypatch)
+    inline = run_with(data, tmp_path / "out", "inline", ray=False)
+    on_ray = run_with(data, tmp_path / "out", "ray", ray=True)
+    summary = json.loads((on_ray / "summary.json").read_text())
+    assert summary["host"]["workers"] == 2
     for f in DETERMINISTIC_FILES:
         assert (inline / f).read_bytes() == (on_ray / f).read_bytes(), f"{f} differs on Ray"
 
