@@ -6,7 +6,7 @@ momentum 0.9 and weight decay 5e-4, models averaged with sample-count weights.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -31,6 +31,7 @@ class FedAvg(Algorithm):
         self, model: nn.Module, task: ClientTask, x: torch.Tensor, y: torch.Tensor
     ) -> ClientUpdate:
         model.load_state_dict(task.global_state)
+        regulariser = self.regulariser(model)
         opt = torch.optim.SGD(
             model.parameters(),
             lr=task.lr,
@@ -40,7 +41,7 @@ class FedAvg(Algorithm):
         gen = torch.Generator().manual_seed(task.seed)
         loss = local_sgd(
             model, x, y, optimizer=opt, batch_size=self.hyper.batch_size,
-            epochs=self.hyper.local_epochs, generator=gen,
+            epochs=self.hyper.local_epochs, generator=gen, regulariser=regulariser,
         )
         state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         return ClientUpdate(
@@ -51,6 +52,10 @@ class FedAvg(Algorithm):
             samples=int(x.shape[0]),
             train_loss=loss,
         )
+
+    def regulariser(self, model: nn.Module) -> Callable[[], torch.Tensor] | None:
+        """Extra local loss term, built after the global model is loaded (none for FedAvg)."""
+        return None
 
     def aggregate(self, round: int, updates: Sequence[ClientUpdate]) -> None:
         weights = aggregation_weights(updates, self.params.aggregation)
