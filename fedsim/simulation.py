@@ -179,8 +179,8 @@ def run_scenario(
         algo_params=ALGORITHM_PARAMS[a.name].model_validate(a.model_extra or {}).model_dump(),
         threads=sc.execution.threads, device=sc.execution.device,
     )
-    evaluator = None if test is None else Evaluator(model, test.x, test.y,
-                                                    sc.execution.eval_batch_size)
+    evaluator = None if test is None else Evaluator(algorithm.eval_model(model), test.x,
+                                                    test.y, sc.execution.eval_batch_size)
 
     from fedsim.checkpoint import load_checkpoint, save_checkpoint
     from fedsim.rundir import RunFolder, unique_run_id
@@ -316,7 +316,8 @@ def _partition(loaded: LoadedScenario, train: Any,
             path = loaded.base_dir / path
         parts, test_idx = read_split(path, n_clients=sc.n_clients, n_train=len(train.y),
                                      n_test=len(test.y), file=loaded.label,
-                                     key="data.partition.path")
+                                     key="data.partition.path", labels=train.y,
+                                     num_classes=train.num_classes)
         if test_idx is not None:
             test = ArrayDataset(x=test.x[test_idx], y=test.y[test_idx],
                                 num_classes=test.num_classes, name=test.name)
@@ -361,6 +362,9 @@ def _data_options(sc: Scenario) -> dict[str, Any]:
         opts["train_subset"] = sc.data.train_subset
     if sc.data.test_subset is not None:
         opts["test_subset"] = sc.data.test_subset
+    if sc.data.normalize is not None:
+        opts["normalize"] = {"mean": list(sc.data.normalize.mean),
+                             "std": list(sc.data.normalize.std)}
     return opts
 
 

@@ -151,6 +151,10 @@ class Algorithm(ABC):
         """Hook for server statistics that follow an aggregation (FedMPQ's bit statistics)."""
         return None
 
+    def eval_model(self, model: nn.Module) -> nn.Module:
+        """The module the global state is evaluated in (float methods: the model itself)."""
+        return model
+
     def eval_state(self) -> State:
         """The state evaluated as 'the global model' (float)."""
         return self.global_state

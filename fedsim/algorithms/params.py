@@ -36,12 +36,35 @@ class UVeQFedParams(FedAvgParams):
 
 
 class BitPlaneParams(_Params):
-    """Bit-plane methods (FedMPQ, AQFL, FPQ8); defaults from FEDMPQ.md sections 3-6."""
+    """Bit-plane methods (FedMPQ, AQFL, FPQ8); defaults from FEDMPQ.md sections 3-8.
+
+    The options that decide how closely fedsim follows the authors' code
+    (docs/fidelity.md measures each):
+
+    * ``update_rule``: ``paper`` (the paper-time power-of-two step, ``rounding`` picks
+      round or ceil) or ``reference`` (the code's later optimizer that produced the reference
+      run, quirks included);
+    * ``init``: ``common`` (one broadcast initialisation) or ``per_client`` (every client
+      draws its own in the first round, as the code does);
+    * ``allocation``: ``reference`` (the code's pruning-growing: round 1 at the budget in
+      every layer, growth may end one step above the budget, ties to the lowest layer index)
+      or ``strict`` (never above the budget, for budgets that are hard device limits);
+    * ``bias``: ``planes`` stores the biases of quantized layers as bit planes with a
+      trainable scale, re-encoded at the layer's bits every downlink (the code's FC bias), or
+      ``float``;
+    * ``eval_act_bits``: activation bits of the evaluated global model (the code uses 16,
+      with the same ReLU6 clip as the clients; ``null`` evaluates float activations).
+    """
 
     lam: Annotated[float, Field(ge=0, le=10)] = 1e-3
     epsilon: Annotated[float, Field(ge=0, lt=1)] = 0.02
     act_bits: Annotated[int, Field(ge=1, le=16)] | None = 4
-    rounding: Literal["round", "ceil", "stochastic"] = "round"
+    update_rule: Literal["paper", "reference"] = "paper"
+    rounding: Literal["round", "ceil"] = "round"
+    init: Literal["common", "per_client"] = "common"
+    allocation: Literal["reference", "strict"] = "reference"
+    bias: Literal["float", "planes"] = "float"
+    eval_act_bits: Annotated[int, Field(ge=1, le=16)] | None = 16
     aggregation: Literal["samples", "uniform"] = "samples"
     float_lr: Annotated[float, Field(gt=0, le=100)] | None = None
 

@@ -46,12 +46,27 @@ class SyntheticOptions(_Strict):
     image_size: Annotated[int, Field(ge=4, le=256)] = 28
 
 
+class NormalizeConfig(_Strict):
+    """Fixed per-channel statistics, ``x <- (x/255 - mean) / std`` (e.g. the full set's, as
+    another codebase uses them); absent: the training split's own statistics."""
+
+    mean: Annotated[list[Annotated[float, Field(ge=-1e3, le=1e3)]], Field(min_length=1)]
+    std: Annotated[list[Annotated[float, Field(gt=0, le=1e3)]], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _same_length(self) -> NormalizeConfig:
+        if len(self.mean) != len(self.std):
+            raise ValueError(f"mean has {len(self.mean)} entries but std {len(self.std)}")
+        return self
+
+
 class DataConfig(_Strict):
     dataset: str = "digits"
     root: str | None = None
     partition: PartitionConfig = PartitionConfig()
     train_subset: Annotated[int, Field(ge=1)] | None = None
     test_subset: Annotated[int, Field(ge=1)] | None = None
+    normalize: NormalizeConfig | None = None
     synthetic: SyntheticOptions = SyntheticOptions()
 
     @field_validator("dataset")

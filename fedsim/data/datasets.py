@@ -106,6 +106,27 @@ def _check_int(name: str, key: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
+def _check_normalize(name: str, value: Any) -> dict[str, list[float]]:
+    channels = _FIXED_INFO[name][0] if name in _FIXED_INFO else None
+    if not isinstance(value, Mapping) or set(value) != {"mean", "std"}:
+        raise InputError(f"{name}: 'normalize' must have exactly 'mean' and 'std'",
+                         key="data.normalize")
+    out: dict[str, list[float]] = {}
+    for key in ("mean", "std"):
+        v = value[key]
+        if not isinstance(v, list | tuple) or not v or not all(
+                isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+                for x in v):
+            raise InputError(f"{name}: must be a list of numbers", key=f"data.normalize.{key}")
+        if channels is not None and len(v) != channels:
+            raise InputError(f"{name} has {channels} channel(s), got {len(v)} values",
+                             key=f"data.normalize.{key}")
+        if key == "std" and not all(x > 0 for x in v):
+            raise InputError(f"{name}: every std must be > 0", key="data.normalize.std")
+        out[key] = [float(x) for x in v]
+    return out
+
+
 def _check_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
     """Validate dataset options and fill defaults; unknown keys are errors, not ignored."""
     if name not in DATASET_NAMES:
@@ -114,7 +135,7 @@ def _check_options(name: str, options: Mapping[str, Any] | None) -> dict[str, An
             key="data.name",
         )
     opts = dict(options or {})
-    allowed = set(_COMMON_OPTIONS)
+    allowed = set(_COMMON_OPTIONS) | {"normalize"}
     if name == "synthetic":
         allowed |= set(_SYNTHETIC_DEFAULTS)
     unknown = sorted(set(opts) - allowed)
@@ -128,6 +149,8 @@ def _check_options(name: str, options: Mapping[str, Any] | None) -> dict[str, An
     for key in _COMMON_OPTIONS:
         if opts.get(key) is not None:
             out[key] = _check_int(name, key, opts[key], 1)
+    if opts.get("normalize") is not None:
+        out["normalize"] = _check_normalize(name, opts["normalize"])
     if name == "synthetic":
         for key, default in _SYNTHETIC_DEFAULTS.items():
             value = opts.get(key, default)
@@ -214,7 +237,14 @@ def _finish(
     if scale != 1.0:
         tr_xf /= np.float32(scale)
         te_xf /= np.float32(scale)
-    _normalise(tr_xf, te_xf)
+    fixed = opts.get("normalize")
+    if fixed is None:
+        _normalise(tr_xf, te_xf)
+    else:
+        for c in range(tr_xf.shape[1]):
+            for arr in (tr_xf, te_xf):
+                arr[:, c] -= np.float32(fixed["mean"][c])
+                arr[:, c] /= np.float32(fixed["std"][c])
     return (
         ArrayDataset(
             np.ascontiguousarray(tr_xf), tr_y.astype(np.int64), num_classes, f"{name}:train"

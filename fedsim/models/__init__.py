@@ -51,6 +51,26 @@ _OTHER_ACT_TYPES = (
 )
 
 
+def reinitialise_(model: nn.Module, seed: int) -> nn.Module:
+    """Draw a fresh initialisation of ``model`` in place from ``seed`` (the global torch RNG
+    is left as it was).
+
+    Every submodule's ``reset_parameters`` (PyTorch's defaults, BatchNorm statistics too),
+    then the model's own ``init_weights_`` if it has one: the same recipe the constructor
+    follows, so a client can draw its own start (``init: per_client``) without rebuilding.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for m in model.modules():
+            reset = getattr(m, "reset_parameters", None)
+            if callable(reset):
+                reset()
+        init = getattr(model, "init_weights_", None)
+        if callable(init):
+            init()
+    return model
+
+
 def _width_list(value: Any, key: str, *, allow_empty: bool) -> list[int]:
     if not isinstance(value, list | tuple) or not all(
         isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value
@@ -237,5 +257,6 @@ __all__ = [
     "mark_float",
     "model_spec",
     "quantizable_layers",
+    "reinitialise_",
     "validate_model_options",
 ]

@@ -63,6 +63,11 @@ class SmallCNN(nn.Module):
             prev = width
         head["out"] = nn.Linear(prev, num_classes)
         self.classifier = nn.Sequential(head)
+        self.init_weights_()
+
+    def init_weights_(self) -> None:
+        """The model's own initialisation on top of PyTorch's defaults (draws from the global
+        torch RNG; :func:`fedsim.models.reinitialise_` seeds it)."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 # Same conv init as the ResNets (and the reference code's bit convs).

@@ -6,16 +6,16 @@ and image size (stride-2 convs and the option-A subsampling both give ``ceil(H /
 
 Shortcuts when the shape changes:
 
-* ``"A"`` (default, as in the paper and the reference code): parameter-free, strided
+* ``"A"`` (default, the original CIFAR ResNet of He et al.): parameter-free, strided
   subsampling plus zero padding of the new channels, so every conv is a 3x3 quantized conv.
-* ``"B"``: 1x1 conv + BatchNorm; the 1x1 conv is marked with
-  :func:`~fedsim.models.slots.mark_float` because FedMPQ keeps shortcut convs float
-  (FEDMPQ.md section 1).
+* ``"B"`` (what the FedMPQ authors' code uses): 1x1 conv + BatchNorm; the 1x1 conv is marked
+  with :func:`~fedsim.models.slots.mark_float` because FedMPQ keeps shortcut convs float.
 
 Each block is ``conv1-bn1-relu1-act1-conv2-bn2 (+ shortcut) -relu2-act2``: activations are
 fake-quantized after the first ReLU and after the residual ReLU, never after the stem.
-Init follows the reference code: convs ``normal(0, sqrt(2 / (k^2 * out_channels)))`` (Kaiming
-fan-out), BatchNorm weight 1 and bias 0, the FC layer keeps PyTorch's default.
+Init follows the reference code: the 3x3 convs ``normal(0, sqrt(2 / (k^2 * out_channels)))``
+(Kaiming fan-out), BatchNorm weight 1 and bias 0; the FC layer and the option-B 1x1 shortcut
+convs keep PyTorch's default (the code re-initialises only its bit-plane convs).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fedsim.models.slots import ActivationSlot, mark_float
+from fedsim.models.slots import ActivationSlot, is_float_only, mark_float
 
 RESNET_DEPTHS: dict[str, int] = {"resnet20": 20, "resnet32": 32, "resnet44": 44, "resnet56": 56}
 
@@ -47,6 +47,19 @@ class PadShortcut(nn.Module):
 
     def extra_repr(self) -> str:
         return f"stride={self.stride}, extra_channels={self.extra}"
+
+
+class GlobalAvgPool(nn.AdaptiveAvgPool2d):
+    """Global average pooling computed as ``avg_pool2d`` over the whole map, as the
+    reference code does: the adaptive kernel sums in another order, and the last-bit
+    difference it leaves in the logits is enough to make two 4-bit-activation runs part after
+    one step (docs/fidelity.md)."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, tuple(x.shape[-2:]))
 
 
 class BasicBlock(nn.Module):
@@ -101,11 +114,15 @@ class CifarResNet(nn.Module):
                 in_planes = planes
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3 = stages
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = GlobalAvgPool()
         self.flatten = nn.Flatten()
         self.fc = nn.Linear(64, num_classes)
+        self.init_weights_()
+
+    def init_weights_(self) -> None:
+        """The reference code's init on top of PyTorch's defaults (global torch RNG)."""
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, nn.Conv2d) and not is_float_only(m):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)

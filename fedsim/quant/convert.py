@@ -35,6 +35,8 @@ from fedsim.quant.representation import FLOAT_BITS, check_bits
 
 #: Suffixes of a bit-plane layer's own state (replaced by ``.weight`` in a float state).
 _PLANE_KEYS = ("planes", "scale", "sign")
+#: Suffixes of a bias held as bit planes (replaced by ``.bias`` in a float state).
+_BIAS_KEYS = ("bias_planes", "bias_scale", "bias_sign")
 
 
 def bit_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -73,11 +75,14 @@ def to_quantized(
     *,
     act_bits: int | None = 4,
     act_clip: float | None = DEFAULT_ACT_CLIP,
+    bias_planes: bool = False,
 ) -> nn.Module:
     """A new model (deep copy) whose quantized layers hold bit planes at ``bits``.
 
     Each ``ActivationSlot`` becomes ``ActFakeQuant(act_bits, clip=act_clip)``; with
-    ``act_bits=None`` the slots stay identities. ``model`` is not modified.
+    ``act_bits=None`` the slots stay identities. With ``bias_planes`` the biases of the
+    quantized layers get bit planes too, at the layer's bits (the reference code's FC bias).
+    ``model`` is not modified.
 
     Raises:
         ValueError: wrong length or invalid entries of ``bits``; ``model`` already quantized.
@@ -89,7 +94,10 @@ def to_quantized(
     memo: dict[int, object] = {}
     for (_, m), b in zip(layers, vector, strict=True):
         if b != FLOAT_BITS:
-            memo[id(m)] = quantized_class_for(m).from_float(m, b)  # type: ignore[arg-type]
+            q = quantized_class_for(m).from_float(m, b)  # type: ignore[arg-type]
+            if bias_planes:
+                q.quantize_bias_()
+            memo[id(m)] = q
     if act_bits is not None:
         for m in model.modules():
             if isinstance(m, ActivationSlot):
@@ -127,6 +135,10 @@ def float_state_dict(qmodel: nn.Module) -> dict[str, Tensor]:
         if prefix in qlayers and leaf in _PLANE_KEYS:
             if leaf == "planes":
                 out[f"{prefix}.weight"] = qlayers[prefix].dequantized_weight()
+            continue
+        if prefix in qlayers and leaf in _BIAS_KEYS:
+            if leaf == "bias_planes":
+                out[f"{prefix}.bias"] = qlayers[prefix].dequantized_bias()  # type: ignore[assignment]
             continue
         out[key] = value.detach().clone()
     return out
@@ -168,13 +180,18 @@ def load_float_into_quantized(
             f"float state does not match the model: missing {missing}, unexpected {unexpected}"
         )
     weight_keys = {f"{name}.weight": m for name, m in layers}
+    bias_keys = {f"{name}.bias": m for name, m in layers
+                 if isinstance(m, BitPlaneLayer) and m.bias_planes is not None}
     for key, value in float_state.items():
         m = weight_keys.get(key)
-        shape = (
-            (m.weight_shape if isinstance(m, BitPlaneLayer) else tuple(m.weight.shape))
-            if m is not None
-            else tuple(targets[key].shape)
-        )
+        if key in bias_keys:
+            shape = (bias_keys[key].weight_shape[0],)
+        else:
+            shape = (
+                (m.weight_shape if isinstance(m, BitPlaneLayer) else tuple(m.weight.shape))
+                if m is not None
+                else tuple(targets[key].shape)
+            )
         if tuple(value.shape) != shape:
             raise ValueError(f"{key}: shape {tuple(value.shape)} does not fit {shape}")
 
@@ -189,6 +206,8 @@ def load_float_into_quantized(
                 swapped = True
             else:
                 m.load_float_weight_(weight, b)
+                if m.bias_planes is not None:  # the code re-encodes its bias at the layer's bits
+                    m.load_float_bias_(float_state[f"{name}.bias"], b)
         else:
             m.weight.copy_(weight)
             if b != FLOAT_BITS:
@@ -197,7 +216,7 @@ def load_float_into_quantized(
     if swapped:  # biases of swapped layers now live in new modules
         targets = qmodel.state_dict(keep_vars=True)
     for key, value in float_state.items():
-        if key not in weight_keys:
+        if key not in weight_keys and (key not in bias_keys or key in targets):
             targets[key].copy_(value)
 
 
@@ -211,8 +230,26 @@ def _float_keys(qmodel: nn.Module, state: Mapping[str, Tensor]) -> list[str]:
             if leaf == "planes":
                 keys.append(f"{prefix}.weight")
             continue
+        if prefix in qlayers and leaf in _BIAS_KEYS:
+            if leaf == "bias_planes":
+                keys.append(f"{prefix}.bias")
+            continue
         keys.append(key)
     return keys
+
+
+def with_activation_quant(
+    model: nn.Module, act_bits: int, *, act_clip: float | None = DEFAULT_ACT_CLIP
+) -> nn.Module:
+    """A copy of a float model whose activation slots fake-quantize at ``act_bits`` (the
+    weights stay float): how the reference code evaluates its global model (16 bits behind
+    the clients' ReLU6 clip)."""
+    memo: dict[int, object] = {
+        id(m): ActFakeQuant(act_bits, clip=act_clip)
+        for m in model.modules()
+        if isinstance(m, ActivationSlot)
+    }
+    return copy.deepcopy(model, memo)
 
 
 def set_act_quant(qmodel: nn.Module, enabled: bool) -> None:

@@ -7,6 +7,10 @@ bit-width, ``P_tot`` the weight count of all bit-vector layers (the reference co
 ``total_param``: quantized conv/linear weights, biases excluded since they stay float).
 The weight ``P_l * b_l`` pushes large, high-precision layers hardest towards empty planes.
 
+A bias held as bit planes (``bias: planes``, the reference code's FC bias) adds its own groups
+with the weight ``P_bias * b_bias`` and counts in ``P_tot``, as in the code; only
+:func:`group_lasso` includes them (the closed-form gradient helpers cover weight planes).
+
 Two ways to use it: :func:`group_lasso` returns a differentiable scalar to add to the loss;
 :func:`add_group_lasso_grad_` adds the closed-form gradient (:func:`group_lasso_grad`)
 straight into ``planes.grad`` after ``backward()``, which builds no autograd graph.
@@ -28,7 +32,19 @@ def _total_params(qmodel: nn.Module) -> int:
     total = 0
     for _, m in bit_layers(qmodel):
         total += m.weight_numel if isinstance(m, BitPlaneLayer) else m.weight.numel()
+        if isinstance(m, BitPlaneLayer) and m.bias_planes is not None:
+            total += m.bias_planes.shape[1]  # the code counts a bit-plane bias too
     return total
+
+
+def _bias_coeffs(qmodel: nn.Module, lam: float) -> list[tuple[BitPlaneLayer, float]]:
+    """Groups of the biases held as bit planes: ``P_bias * b_bias`` as for weights."""
+    layers = [m for _, m in quantized_layers(qmodel) if m.bias_planes is not None]
+    if not layers:
+        return []
+    p_tot = _total_params(qmodel)
+    return [(m, lam * m.bias_planes.shape[1] * m.bias_bits / p_tot)  # type: ignore[union-attr]
+            for m in layers]
 
 
 def _layer_coeffs(qmodel: nn.Module, lam: float) -> list[tuple[BitPlaneLayer, float]]:
@@ -63,6 +79,9 @@ def group_lasso(qmodel: nn.Module, lam: float) -> Tensor:
     for m, c in coeffs:
         term = _group_norms(m.planes).sum() * c
         total = term if total is None else total + term
+    for m, c in _bias_coeffs(qmodel, lam):
+        assert m.bias_planes is not None and total is not None
+        total = total + _group_norms(m.bias_planes).sum() * c
     assert total is not None
     return total
 

@@ -56,7 +56,10 @@ class BitPlaneLayer(nn.Module):
         scale: learnable 0-dim ``nn.Parameter`` ``s`` (on purpose a parameter: FedMPQ trains it).
         sign: buffer of the weight's shape, -1/+1 (saved, not optimised).
         place: non-persistent buffer ``[1, 2, ..., 2^(bits-1)]`` (the place values).
-        bias: float ``nn.Parameter`` or None.
+        bias: float ``nn.Parameter`` or None (None too once the bias has bit planes).
+        bias_planes, bias_sign, bias_scale: the bias as bit planes (``[b_bias, features]``,
+            sign, trainable scale), as the reference code's ``BitLinear`` stores it; absent
+            (None) unless :meth:`quantize_bias_` was called.
     """
 
     #: The representation used for encode/decode/re-quantize (see representation.py).
@@ -69,6 +72,10 @@ class BitPlaneLayer(nn.Module):
     sign: Tensor
     place: Tensor
     bias: nn.Parameter | None
+    bias_planes: nn.Parameter | None
+    bias_scale: nn.Parameter | None
+    bias_sign: Tensor | None
+    bias_place: Tensor | None
 
     def __init__(
         self,
@@ -91,6 +98,10 @@ class BitPlaneLayer(nn.Module):
             self.register_parameter("bias", None)
         else:
             self.bias = nn.Parameter(torch.zeros(bias_features, **factory))
+        self.register_parameter("bias_planes", None)
+        self.register_parameter("bias_scale", None)
+        self.register_buffer("bias_sign", None)
+        self.register_buffer("bias_place", None, persistent=False)
 
     # -- bit-width -------------------------------------------------------------------------
     @property
@@ -164,6 +175,98 @@ class BitPlaneLayer(nn.Module):
         """Snap the planes back to clean 0/1 planes (after a manual edit of ``planes``)."""
         self.representation.requantize_(self.planes.data, self.sign, place=self.place)
 
+    # -- the bias as bit planes (the reference code's BitLinear; ``bias: planes``) ----------
+    @property
+    def has_bias(self) -> bool:
+        return self.bias is not None or self.bias_planes is not None
+
+    @property
+    def bias_bits(self) -> int:
+        """Planes of the bias (0 when the bias is float or absent)."""
+        return 0 if self.bias_planes is None else self.bias_planes.shape[0]
+
+    @torch.no_grad()
+    def quantize_bias_(self, bits: int | None = None) -> None:
+        """Give the float bias bit planes at ``bits`` (default: the weight's bits).
+
+        Why: the reference code stores its FC bias this way, with a trainable scale; the
+        bias then moves only when its integer value changes, unlike a float bias. No-op when
+        the layer has no bias or the bias already has planes.
+        """
+        if self.bias is None:
+            return
+        bias = self.bias.detach().clone()
+        del self._parameters["bias"]
+        self.register_parameter("bias", None)
+        n = bias.numel()
+        factory: dict[str, Any] = {"device": bias.device, "dtype": bias.dtype}
+        self.bias_planes = nn.Parameter(torch.zeros((1, n), **factory))
+        self.bias_scale = nn.Parameter(torch.zeros((), **factory))
+        self.bias_sign = torch.ones(n, **factory)
+        self.bias_place = place_values(1, **factory)
+        self.load_float_bias_(bias, self.bits if bits is None else bits)
+
+    def set_bias_bits_(self, bits: int) -> None:
+        """Resize the bias planes (contents undefined until re-encoded); keeps the Parameter."""
+        bits = check_bits(bits)
+        p = self.bias_planes
+        assert p is not None
+        if bits != p.shape[0]:
+            p.data = p.data.new_empty((bits, p.shape[1]))
+            p.grad = None
+            self.bias_place = place_values(bits, device=p.device, dtype=p.dtype)
+
+    def keep_bias_planes_(self, lo: int, hi: int, scale_factor: float) -> None:
+        """Precision reduction of the bias planes (see :meth:`keep_planes_`)."""
+        p = self.bias_planes
+        assert p is not None and self.bias_scale is not None
+        if (lo, hi) != (0, p.shape[0]):
+            p.data = p.data[lo:hi].clone()
+            p.grad = None
+            self.bias_place = place_values(hi - lo, device=p.device, dtype=p.dtype)
+        if scale_factor != 1.0:
+            self.bias_scale.data.mul_(scale_factor)
+
+    @torch.no_grad()
+    def load_float_bias_(self, bias: Tensor, bits: int | None = None) -> None:
+        """Binarize a float bias into the bias planes (in place), optionally at new ``bits``."""
+        assert self.bias_planes is not None and self.bias_sign is not None
+        if bits is not None:
+            self.set_bias_bits_(bits)
+        scale = self.representation.encode_(bias, self.bias_planes.data, self.bias_sign)
+        assert self.bias_scale is not None
+        self.bias_scale.data.copy_(scale)
+
+    def current_bias(self) -> Tensor | None:
+        """The bias of the forward pass: the float one, or the planes' value (STE)."""
+        if self.bias_planes is None:
+            return self.bias
+        return BitPlaneSTE.apply(
+            self.bias_planes, self.bias_sign, self.bias_scale, self.bias_place,
+            self.representation,
+        )
+
+    @torch.no_grad()
+    def dequantized_bias(self) -> Tensor | None:
+        """The float bias the forward pass uses (a new tensor), or None."""
+        if self.bias_planes is None:
+            return None if self.bias is None else self.bias.detach().clone()
+        assert self.bias_sign is not None and self.bias_scale is not None
+        return self.representation.decode(self.bias_planes, self.bias_sign, self.bias_scale)
+
+    @torch.no_grad()
+    def requantize_bias_(self, *, code: bool = False) -> None:
+        """Snap the bias planes back to the grid after an optimizer step: clean 0/1 planes,
+        or (``code``) the reference code's re-quantization."""
+        if self.bias_planes is None:
+            return
+        if code:
+            self.representation.requantize_code_(self.bias_planes.data, place=self.bias_place)
+        else:
+            assert self.bias_sign is not None
+            self.representation.requantize_(self.bias_planes.data, self.bias_sign,
+                                            place=self.bias_place)
+
     def _load_from_state_dict(
         self, state_dict: Any, prefix: str, *args: Any, **kwargs: Any
     ) -> None:
@@ -171,6 +274,9 @@ class BitPlaneLayer(nn.Module):
         planes = state_dict.get(prefix + "planes")
         if planes is not None and planes.dim() == self.planes.dim():
             self.set_bits_(int(planes.shape[0]))
+        bplanes = state_dict.get(prefix + "bias_planes")
+        if bplanes is not None and self.bias_planes is not None and bplanes.dim() == 2:
+            self.set_bias_bits_(int(bplanes.shape[0]))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr_bits(self) -> str:
@@ -255,22 +361,25 @@ class QConv2d(BitPlaneLayer):
             padding=self.padding,
             dilation=self.dilation,
             groups=self.groups,
-            bias=self.bias is not None,
+            bias=self.has_bias,
             padding_mode=self.padding_mode,
             device=self.planes.device,
             dtype=self.planes.dtype,
         )
         conv.weight.copy_(self.dequantized_weight())
-        if self.bias is not None:
-            conv.bias.copy_(self.bias)
+        bias = self.dequantized_bias()
+        if bias is not None:
+            conv.bias.copy_(bias)
         return conv
 
     def forward(self, x: Tensor) -> Tensor:
         w = self.quantized_weight()
         if self.padding_mode != "zeros":
             x = F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode)
-            return F.conv2d(x, w, self.bias, self.stride, _pair(0), self.dilation, self.groups)
-        return F.conv2d(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
+            return F.conv2d(x, w, self.current_bias(), self.stride, _pair(0), self.dilation,
+                            self.groups)
+        return F.conv2d(x, w, self.current_bias(), self.stride, self.padding, self.dilation,
+                        self.groups)
 
     def extra_repr(self) -> str:
         s = (
@@ -283,8 +392,10 @@ class QConv2d(BitPlaneLayer):
             s += f", dilation={self.dilation}"
         if self.groups != 1:
             s += f", groups={self.groups}"
-        if self.bias is None:
+        if not self.has_bias:
             s += ", bias=False"
+        elif self.bias_planes is not None:
+            s += f", bias_bits={self.bias_bits}"
         if self.padding_mode != "zeros":
             s += f", padding_mode={self.padding_mode}"
         return f"{s}, {self.extra_repr_bits()}"
@@ -338,22 +449,24 @@ class QLinear(BitPlaneLayer):
             nn.Linear,
             self.in_features,
             self.out_features,
-            bias=self.bias is not None,
+            bias=self.has_bias,
             device=self.planes.device,
             dtype=self.planes.dtype,
         )
         linear.weight.copy_(self.dequantized_weight())
-        if self.bias is not None:
-            linear.bias.copy_(self.bias)
+        bias = self.dequantized_bias()
+        if bias is not None:
+            linear.bias.copy_(bias)
         return linear
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.quantized_weight(), self.bias)
+        return F.linear(x, self.quantized_weight(), self.current_bias())
 
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"bias={self.bias is not None}, {self.extra_repr_bits()}"
+            f"bias={self.has_bias}, {self.extra_repr_bits()}"
+            + (f", bias_bits={self.bias_bits}" if self.bias_planes is not None else "")
         )
 
 

@@ -11,28 +11,33 @@ Plane step, ``rounding="round"`` (default; the code's ``S(x) = 2^round(log2 x)``
     B <- B - sign(m) * S(lr * |m|)          (0 where m == 0)
     q  = round(sum_i 2^i B[i]); sign flips where q < 0; |q| clamped to 2^b - 1; re-split
 
-``rounding="stochastic"``: a corrected form of the reference's later revision (kept as an
-option, not the default). Per layer, with ``M = S(max |m|)``::
+``rule="reference"``: the authors' code's later optimizer (``QuantOptimizer.step``), the one
+that produced the reference run we are held to, transcribed *faithfully, quirks included*.
+Per bit layer with ``b`` bits, after the momentum update ``m <- momentum * m + g``::
 
-    a_i   = S(lr * |m_i| / M)                 per-plane power-of-two step (lr applied once)
-    d_i   = 2^i * a_i, dropped where d_i > 2^(b-1)   step in LSB units (place value);
-                                              a step above the top bit is dropped
-    D     = sum_i sign(m_i) d_i               whole-LSB parts are exact; the sub-LSB parts
-    q    <- q - floor(D + U),  U ~ U[0, 1)    sum into one Bernoulli carry: E[change] = -D
+    gs    = max|m| / (2^b - 1)
+    a_j   = 2^round(log2(lr |m_j| / gs)) * 2^j      plane j (LSB first), place value 2^j
+    step_j = a_j * gs * sign(m_j)   where 1 <= a_j <= 2^b, else 0   (top steps dropped)
+    p     = clip(sum_{a_j < 1} a_j, 0, 1)            one Bernoulli probability per weight
+    step_0 += Bernoulli(p) * gs * sign(m_top)        the carry lands on the LSB plane
+    m     <- step                                     (the momentum buffer is overwritten)
+    B     <- B - lr * step                            (lr applied a second time)
 
-then the same re-quantization. ``U`` comes from the ``generator`` argument, never the global
-RNG. (The reference revision applies ``lr`` twice; here it is applied once.)
+then the code's own re-quantization (no clamp, no sign flip: planes may hold a top digit of 2
+or -1; :meth:`~fedsim.quant.representation.SignMagnitude.requantize_code_`). ``sign(0)`` is
+-1 as in the code, and the Bernoulli is drawn twice per layer and step with the first draw
+discarded (the code samples twice), from the ``generator`` argument: so the random stream is
+the code's, given the same seed. Its effective step grows with ``2^b``: 8-bit layers train
+within a few steps while 2-4-bit layers barely move (docs/fidelity.md measures it).
 
-Momentum: a true momentum buffer ``m`` (as ``torch.optim.SGD``). The paper-time reference
-optimizer wrote the snapped step back into its momentum buffer, so its "momentum" decayed a
-power-of-two step rather than the gradient; fedsim does not copy that.
+Momentum (paper rule): a true momentum buffer ``m`` (as ``torch.optim.SGD``); the reference
+rule overwrites it with the step, as the code does.
 
 Hot path: every buffer (momentum, step, integer values, noise) is allocated on a layer's
 first step and reused; a step is a fixed sequence of in-place ops per layer. When a layer's
 bit-width changes (precision reduction, downlink) its ``planes`` Parameter keeps its identity
 and its momentum restarts at the next step, so the optimizer need not be rebuilt.
-``state[planes]["step"]`` holds the last applied plane step (in plane units for
-``round``/``ceil``, in LSB units for ``stochastic``) for inspection.
+``state[planes]["step"]`` holds the last applied plane step (in plane units) for inspection.
 """
 
 from __future__ import annotations
@@ -41,13 +46,14 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fedsim.quant.convert import quantized_layers
 from fedsim.quant.layers import BitPlaneLayer
+from fedsim.quant.representation import levels
 
-ROUNDINGS = ("round", "ceil", "stochastic")
+ROUNDINGS = ("round", "ceil")
+RULES = ("paper", "reference")
 
 
 def power_of_two_(x: Tensor, rounding: str = "round") -> Tensor:
@@ -69,8 +75,9 @@ class BitPlaneSGD(torch.optim.Optimizer):
         momentum: momentum of both groups (0.9).
         float_lr: learning rate of scales, biases, BatchNorm and float layers (default ``lr``).
         weight_decay: L2 on the float group only (planes never decay); the reference uses 0.
-        rounding: ``"round"`` (default), ``"ceil"`` or ``"stochastic"`` (see module docstring).
-        generator: ``torch.Generator`` for ``"stochastic"`` (required there, unused otherwise).
+        rounding: ``"round"`` (default) or ``"ceil"``: the paper rule's power of two.
+        rule: ``"paper"`` (default) or ``"reference"`` (see module docstring).
+        generator: ``torch.Generator`` for the reference rule's carry (required there).
 
     Param groups: ``param_groups[0]`` holds the planes (``kind="planes"``), ``[1]`` the rest
     (``kind="float"``), so an LR scheduler scales both.
@@ -84,6 +91,7 @@ class BitPlaneSGD(torch.optim.Optimizer):
         float_lr: float | None = None,
         weight_decay: float = 0.0,
         rounding: str = "round",
+        rule: str = "paper",
         generator: torch.Generator | None = None,
     ) -> None:
         if not lr > 0:
@@ -96,11 +104,15 @@ class BitPlaneSGD(torch.optim.Optimizer):
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
         if rounding not in ROUNDINGS:
             raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
-        if rounding == "stochastic" and not isinstance(generator, torch.Generator):
-            raise ValueError("rounding='stochastic' needs an explicit torch.Generator")
+        if rule not in RULES:
+            raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+        if rule == "reference" and not isinstance(generator, torch.Generator):
+            raise ValueError("rule='reference' needs an explicit torch.Generator")
         layers = [m for _, m in quantized_layers(qmodel)]
         planes = [m.planes for m in layers if m.planes.requires_grad]
-        plane_ids = {id(p) for p in planes}
+        bias_planes = [m.bias_planes for m in layers
+                       if m.bias_planes is not None and m.bias_planes.requires_grad]
+        plane_ids = {id(p) for p in planes} | {id(p) for p in bias_planes}
         rest = [p for p in qmodel.parameters() if p.requires_grad and id(p) not in plane_ids]
         groups: list[dict[str, Any]] = [
             {"params": planes, "lr": lr, "kind": "planes", "weight_decay": 0.0},
@@ -111,12 +123,20 @@ class BitPlaneSGD(torch.optim.Optimizer):
                 "weight_decay": weight_decay,
             },
         ]
+        if bias_planes:
+            # The code's optimizer gives a bias's 2-D plane tensor its float rule (plain
+            # momentum SGD) and then re-quantizes it with the rest of the layer.
+            groups.append({"params": bias_planes, "lr": lr if float_lr is None else float_lr,
+                           "kind": "bias_planes", "weight_decay": 0.0})
         if not planes and not rest:
             raise ValueError("model has no trainable parameters")
         super().__init__(groups, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
         self.rounding = rounding
+        self.rule = rule
         self.generator = generator
         self._layer_of: dict[int, BitPlaneLayer] = {id(m.planes): m for m in layers}
+        self._bias_layer_of: dict[int, BitPlaneLayer] = {
+            id(m.bias_planes): m for m in layers if m.bias_planes is not None}
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
@@ -129,6 +149,9 @@ class BitPlaneSGD(torch.optim.Optimizer):
                 self._step_planes(group)
             else:
                 self._step_float(group)
+            if group["kind"] == "bias_planes":
+                for p in group["params"]:
+                    self._bias_layer_of[id(p)].requantize_bias_(code=self.rule == "reference")
         return loss
 
     # -- planes ----------------------------------------------------------------------------
@@ -142,8 +165,6 @@ class BitPlaneSGD(torch.optim.Optimizer):
         st["momentum_buffer"] = torch.empty_like(p)
         st["step"] = torch.empty_like(p)
         st["q"] = torch.empty(layer.weight_shape, dtype=p.dtype, device=p.device)
-        if self.rounding == "stochastic":
-            st["delta"] = torch.empty_like(st["q"])
         return st, True
 
     def _step_planes(self, group: dict[str, Any]) -> None:
@@ -159,33 +180,42 @@ class BitPlaneSGD(torch.optim.Optimizer):
             else:
                 buf.mul_(mom).add_(p.grad)
             step = st["step"]
-            torch.abs(buf, out=step)
-            if self.rounding == "stochastic":
-                self._stochastic_step(p, layer, st, lr)
+            if self.rule == "reference":
+                self._reference_step(p, layer, st, lr)
                 continue
+            torch.abs(buf, out=step)
             power_of_two_(step.mul_(lr), self.rounding).copysign_(buf)
             p.sub_(step)
             layer.representation.requantize_(p, layer.sign, work=st["q"], place=layer.place)
 
-    def _stochastic_step(
+    def _reference_step(
         self, p: Tensor, layer: BitPlaneLayer, st: dict[str, Tensor], lr: float
     ) -> None:
-        step, buf, q, delta = st["step"], st["momentum_buffer"], st["q"], st["delta"]
-        # step holds |m|. Normalise by the power-of-two of the layer's max momentum (WAGE).
-        norm = power_of_two_(step.amax()).clamp_(min=torch.finfo(step.dtype).tiny)
-        power_of_two_(step.mul_(lr / norm))
-        # Place value: the step of plane i moves the integer magnitude by 2^i * a_i.
-        step.mul_(layer.place.view(-1, *([1] * (step.dim() - 1))))
-        # Drop steps above the top bit 2^(b-1). All values are powers of two, so "<= top" is
-        # "< 1.5 top"; F.threshold_ keeps x > t, hence the negation (in place, no mask).
-        top = float(1 << (layer.bits - 1))
-        F.threshold_(step.neg_(), -1.5 * top, 0.0)
-        step.neg_().copysign_(buf)
-        torch.sum(step, dim=0, out=delta)
-        # Stochastic rounding: floor(D + U) equals floor(D) + Bernoulli(frac(D)).
-        q.uniform_(0.0, 1.0, generator=self.generator)
-        delta.add_(q).floor_().neg_()
-        layer.representation.requantize_(p, layer.sign, delta=delta, work=q, place=layer.place)
+        """The code's ``QuantOptimizer.step`` for one bit layer (module docstring), op for op
+        in the same order, so that equal inputs give bit-equal steps."""
+        step, buf = st["step"], st["momentum_buffer"]
+        bits = layer.bits
+        gs = buf.abs().amax() / float(levels(bits))
+        if not float(gs) > 0:  # all-zero momentum: the code's 0/0 gives no step either
+            step.zero_()
+            buf.zero_()
+            return
+        place = layer.place.view(-1, *([1] * (step.dim() - 1)))
+        # dW = 2^round(log2(lr |m| / gs)) * 2^j;  dB = log2(dW)
+        dw = torch.abs(buf).div_(gs).mul_(lr).log2_().round_()
+        dw = torch.pow(2.0, dw).mul_(place)
+        db = torch.log2(dw)
+        pos = torch.where((db >= 0) & (db <= bits), torch.pow(2.0, db), torch.zeros_like(db))
+        neg = torch.where(db < 0, torch.pow(2.0, db), torch.zeros_like(db))
+        p_bern = neg.sum(dim=0).clamp_(0.0, 1.0)
+        torch.bernoulli(p_bern, generator=self.generator)  # the code draws twice, keeps the 2nd
+        carry = torch.bernoulli(p_bern, generator=self.generator)
+        sign = torch.where(buf > 0, 1.0, -1.0)
+        torch.mul(pos.mul_(gs), sign, out=step)
+        step[0].add_(carry.mul_(gs).mul_(sign[-1]))
+        buf.copy_(step)  # the momentum buffer becomes the step
+        p.add_(step, alpha=-lr)  # lr applied a second time
+        layer.representation.requantize_code_(p, place=layer.place)  # no clamp, no sign flip
 
     # -- everything else -------------------------------------------------------------------
     def _step_float(self, group: dict[str, Any]) -> None:

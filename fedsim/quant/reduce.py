@@ -27,13 +27,11 @@ from fedsim.quant.layers import BitPlaneLayer
 from fedsim.quant.representation import FLOAT_BITS, levels
 
 
-@torch.no_grad()
-def reduce_layer_(layer: BitPlaneLayer, epsilon: float = 0.02, *, saturate: bool = True) -> int:
-    """Reduce one layer in place; returns its new bit-width."""
-    _check_epsilon(epsilon)
-    planes = layer.planes.data
-    b_old = layer.bits
-    n = layer.weight_numel
+def _reduce_planes(planes: torch.Tensor, n: int, epsilon: float,
+                   saturate: bool) -> tuple[int, int, int]:
+    """The reduction rule on one plane tensor ``[b, ...]`` (ORs in place); returns the kept
+    plane range ``lo..hi-1`` and the number of LSB planes dropped."""
+    b_old = planes.shape[0]
     flat = planes.view(b_old, -1)
     # One sync for all plane counts; saturation recounts only the plane that received an OR.
     nnz = flat.count_nonzero(dim=1).tolist()
@@ -44,7 +42,9 @@ def reduce_layer_(layer: BitPlaneLayer, epsilon: float = 0.02, *, saturate: bool
             hi -= 1
         elif saturate and nnz[top] / n < epsilon:
             below = flat[lo:top]
-            below.clamp_(min=flat[top])  # OR of 0/1 planes: max(B[i], B[top])
+            # OR of 0/1 planes, written as the code does (add, then cap at 1) so that the
+            # reference rule's non-binary planes (a top digit of 2 or -1) reduce as there.
+            below.add_(flat[top]).clamp_(max=1.0)
             hi -= 1
             nnz[lo:top] = flat[lo:top].count_nonzero(dim=1).tolist()
         else:
@@ -53,10 +53,39 @@ def reduce_layer_(layer: BitPlaneLayer, epsilon: float = 0.02, *, saturate: bool
     while hi - lo > 1 and nnz[lo] / n <= epsilon:
         lo += 1
         doublings += 1
-    b_new = hi - lo
-    factor = float(2**doublings) * levels(b_new) / levels(b_old)
-    layer.keep_planes_(lo, hi, factor)
-    return b_new
+    return lo, hi, doublings
+
+
+@torch.no_grad()
+def reduce_layer_(layer: BitPlaneLayer, epsilon: float = 0.02, *, saturate: bool = True) -> int:
+    """Reduce one layer in place; returns its new bit-width.
+
+    A bias held as bit planes is reduced by the same rule on its own planes (as the code
+    does); its bit-width is not part of the bit vector.
+    """
+    _check_epsilon(epsilon)
+    b_old = layer.bits
+    lo, hi, doublings = _reduce_planes(layer.planes.data, layer.weight_numel, epsilon, saturate)
+    layer.keep_planes_(lo, hi, 1.0)
+    _rescale_(layer.scale, doublings, hi - lo, b_old)
+    if layer.bias_planes is not None and layer.bias_bits > 1:
+        bp = layer.bias_planes.data
+        bb_old = bp.shape[0]
+        blo, bhi, bdoublings = _reduce_planes(bp, bp.shape[1], epsilon, saturate)
+        layer.keep_bias_planes_(blo, bhi, 1.0)
+        assert layer.bias_scale is not None
+        _rescale_(layer.bias_scale, bdoublings, bhi - blo, bb_old)
+    return hi - lo
+
+
+@torch.no_grad()
+def _rescale_(scale: torch.Tensor, doublings: int, b_new: int, b_old: int) -> None:
+    """``s <- (s 2^d) (2^b_new - 1) / (2^b_old - 1)``, always and in that order, as the code
+    computes it: even when nothing was dropped, ``(s L) / L`` can move ``s`` by one float
+    ulp, and one ulp of a scale is enough to part two 4-bit runs (docs/fidelity.md)."""
+    if doublings:
+        scale.data.mul_(float(2**doublings))
+    scale.data.mul_(float(levels(b_new))).div_(float(levels(b_old)))
 
 
 def reduce_precision(

@@ -159,12 +159,17 @@ class BitPlaneRepresentation(Protocol):
         """Snap real-valued planes (plus an optional integer change ``delta``) to clean planes."""
         ...
 
+    def requantize_code_(self, planes: Tensor, place: Tensor | None = None) -> None:
+        """The reference code's re-quantization (planes may leave {0, 1})."""
+        ...
+
 
 class SignMagnitude:
     """Sign + magnitude bit planes, as in the reference code (FEDMPQ.md section 2).
 
     ``encode_``: ``s = max|W|``, ``q = round(|W| (2^b-1) / s)``, planes = binary digits of
-    ``q``, ``sign = sign(W)`` with 0 mapped to +1 (**Decision**; its value is 0 either way).
+    ``q``, ``sign = +1`` where ``W > 0`` and ``q > 0``, else -1, as the code does (a weight
+    that rounds to 0 is "negative": its value is 0 but its gradient's direction is not).
     An all-zero weight gets ``s = 0`` and all-zero planes.
 
     ``requantize_`` (FEDMPQ.md section 4 **Decision**): ``q = round(sum_i 2^i B[i])``; where
@@ -180,10 +185,15 @@ class SignMagnitude:
         w = weight.detach().to(dtype=planes.dtype, device=planes.device)
         mag = w.abs()
         scale = mag.amax() if mag.numel() else mag.new_zeros(())
-        # q = round(|W| * L / s); the clamp only guards float rounding at the top level.
-        mag.mul_(lv / scale.clamp_min(SCALE_EPS)).round_().clamp_(0, lv)
-        # sign(W) with 0 -> +1, in place: sign(sign(w) + 0.5) maps {-1, 0, 1} to {-1, 1, 1}.
-        sign.copy_(w).sign_().add_(0.5).sign_()
+        # q = round(|W| * L / s), in the reference code's order ((|W| * L) / s: |W| * (L / s)
+        # rounds differently at a few half-way points); the clamp guards the top level.
+        mag.mul_(float(lv)).div_(scale.clamp_min(SCALE_EPS)).round_().clamp_(0, lv)
+        # sign = +1 where the *rounded* weight is positive, else -1 (the code's
+        # ``where(round(W L / s) > 0, 1, -1)``): a weight that rounds to 0 gets -1. Its value
+        # is 0 either way, but its planes' gradient carries the sign, so the convention
+        # decides which way the first step moves it (measured: docs/fidelity.md).
+        sign.copy_(w).sign_().sub_(0.5).sign_()  # {-1, 0, 1} -> {-1, -1, 1}
+        sign.masked_fill_(mag == 0, -1.0)
         split_planes_(mag, planes)
         return scale
 
@@ -217,6 +227,30 @@ class SignMagnitude:
         sign.mul_(scratch)
         q.abs_().clamp_(max=levels(bits))
         split_planes_(q, planes, place)
+
+
+    def requantize_code_(self, planes: Tensor, place: Tensor | None = None) -> None:
+        """The reference code's re-quantization (``BitConv2d.quant``), quirks included.
+
+        ``q = round(sum_i 2^i B[i] / (2^b-1) * (2^b-1))``, re-split from the top with floor
+        division and *no* clamp or sign flip: a magnitude above ``2^b - 1`` leaves a top plane
+        of 2 or more, a negative one a top plane of -1 (or less) over positive lower planes.
+        The forward pass clips either to the grid, so the weight is the same as with the clean
+        rule, but the planes differ: the excess is remembered by later steps and the negative
+        top plane counts as dense in precision reduction (docs/fidelity.md).
+        """
+        bits = planes.shape[0]
+        lv = levels(bits)
+        if place is None:
+            place = place_values(bits, device=planes.device, dtype=planes.dtype)
+        view = _plane_view(place, planes.dim())
+        q = (planes * (view / lv)).sum(dim=0).mul_(lv).round_()
+        top = float(1 << (bits - 1))
+        head = torch.floor(q / top)
+        q.sub_(head * top)  # the rest lies in [0, 2^(b-1))
+        if bits > 1:
+            split_planes_(q, planes[:-1], place[:-1])
+        planes[-1].copy_(head)
 
 
 #: The representation fedsim uses.

@@ -47,3 +47,46 @@ def test_never_exceeds_budget_and_fills_it(n: int, data: st.DataObject, budget: 
     # filled to within one layer's share: no layer below 8 could still be grown
     slack = budget - avg
     assert all(b == 8 or w[i] > slack - 1e-9 for i, b in enumerate(bits))
+
+
+# -- the reference code's rule (allocation: reference) ------------------------------------------
+# ResNet-20 with a 1-channel stem (Fashion-MNIST) and 1x1 shortcuts: stem 144 weights, layer1
+# 6 x 2304, layer2 4608 + 5 x 9216, layer3 18432 + 5 x 36864, FC 640 (bit layers in order).
+RESNET20_1CH = [144] + [2304] * 6 + [4608] + [9216] * 5 + [18432] + [36864] * 5 + [640]
+
+
+def _bits(s: str) -> list[int]:
+    return [int(c) for c in s]
+
+
+def _reference(avg: int, budget: float) -> str:
+    from fedsim.algorithms.bitalloc import prune_grow_reference
+
+    w = np.asarray(RESNET20_1CH, dtype=float) / sum(RESNET20_1CH)
+    pri = layer_priority(w, np.ones(len(w), dtype=np.int64))  # priorities by layer size
+    return "".join(map(str, prune_grow_reference([avg] * len(w), pri, w, budget)))
+
+
+def test_reference_rule_worked_examples() -> None:
+    """The examples of REFERENCE_RUN.md (read from the code and confirmed by its logs)."""
+    assert _reference(8, 2) == "88888888211881111118"
+    assert _reference(8, 4) == "88888888888888211168"
+    assert _reference(8, 6) == "88888888888888217888"
+    assert _reference(6, 2) == "88666666146661111118"
+
+
+def test_reference_rule_ends_just_above_the_budget() -> None:
+    w = np.asarray(RESNET20_1CH, dtype=float) / sum(RESNET20_1CH)
+    avgs = [float(w @ _bits(_reference(8, b))) for b in (2, 4, 6)]
+    assert [round(a, 3) for a in avgs] == [2.018, 4.012, 6.075]  # the code's logged averages
+    strict = prune_grow([8] * len(w), layer_priority(w, np.ones(len(w))), w, 2.0)
+    assert float(w @ strict) <= 2.0 + 1e-9 < avgs[0]
+
+
+def test_reference_rule_ties_go_to_the_lowest_index() -> None:
+    from fedsim.algorithms.bitalloc import prune_grow_reference
+
+    w = [0.25, 0.25, 0.25, 0.25]
+    assert prune_grow_reference([8, 8, 8, 8], [1, 1, 1, 1], w, 7.0) == [4, 8, 8, 8]
+    assert prune_grow([8, 8, 8, 8], [1, 1, 1, 1], w, 7.0) == [4, 8, 8, 8]  # same with strict
+    assert prune_grow_reference([1, 1, 1, 1], [1, 1, 1, 1], w, 2.0) == [5, 1, 1, 1]

@@ -50,8 +50,11 @@ def test_methods_run_two_rounds(tmp_path: Path, name: str) -> None:
             assert int(r["bits_down"]) == min(8, int(clients[r["client_id"]]))
 
 
-def test_fedmpq_mixes_precisions_within_budget(tmp_path: Path) -> None:
-    out = run(tmp_path, {"name": "fedmpq", "lr": 0.25, "float_lr": 0.01}, rounds=3)
+@pytest.mark.parametrize("allocation", ["strict", "reference"])
+def test_fedmpq_mixes_precisions_within_budget(tmp_path: Path, allocation: str) -> None:
+    """``strict`` never exceeds a budget; the code's rule may end one layer's share above."""
+    out = run(tmp_path, {"name": "fedmpq", "lr": 0.25, "float_lr": 0.01,
+                         "allocation": allocation}, rounds=3)
     per: dict[tuple[str, str], list[tuple[int, int, int | None]]] = defaultdict(list)
     for r in csv.DictReader((out / "bits.csv").open()):
         up = int(r["bits_up"]) if r["bits_up"] else None
@@ -62,7 +65,8 @@ def test_fedmpq_mixes_precisions_within_budget(tmp_path: Path) -> None:
     for (_, cid), layers in per.items():
         total = sum(p for p, _, _ in layers)
         avg = sum(p * b for p, b, _ in layers) / total
-        assert avg <= budgets[cid] + 1e-9, (cid, avg)
+        slack = 0.0 if allocation == "strict" else max(p for p, _, _ in layers) / total
+        assert avg <= budgets[cid] + slack + 1e-9, (cid, avg)
         mixed |= len({b for _, b, _ in layers}) > 1
         for _, down, up in layers:  # precision reduction never adds bits
             assert up is None or up <= down

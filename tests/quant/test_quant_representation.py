@@ -46,10 +46,11 @@ def test_binarize_dequantize_within_half_step(
     assert set(sign.unique().tolist()) <= {-1.0, 1.0}
 
 
-def test_zero_maps_to_plus_sign_and_zero_layer() -> None:
+def test_what_rounds_to_zero_is_negative_and_zero_layer() -> None:
     w = torch.tensor([0.0, -1.0, 0.001, 1.0])
     planes, sign, scale = binarize(w, 2)
-    assert sign.tolist() == [1.0, -1.0, 1.0, 1.0]  # 0 and 0.001 (rounds to 0) get +1
+    assert sign.tolist() == [-1.0, -1.0, -1.0, 1.0]  # 0 and 0.001 (rounds to 0) get -1, as
+    # in the code: its value is 0 either way, but the planes' gradient carries the sign
     assert integer_value(planes).tolist() == [0.0, 3.0, 0.0, 3.0]
     planes, sign, scale = binarize(torch.zeros(3, 3), 4)
     assert scale.item() == 0.0 and planes.abs().sum() == 0
@@ -80,7 +81,8 @@ def test_requantize_with_delta_and_workspace_reuse() -> None:
     ptr = work.data_ptr()
     SIGN_MAGNITUDE.requantize_(planes, sign, delta=torch.tensor([-1.0, -2.0, 1.0, 5.0]), work=work)
     assert integer_value(planes).tolist() == [2.0, 1.0, 1.0, 3.0]
-    assert sign.tolist() == [1.0, 1.0, 1.0, 1.0]  # -1 - 2 = -3 flips the second weight's sign
+    # 1 - 2 = -1 flips the second weight's sign; the third (0, so "negative") keeps -1
+    assert sign.tolist() == [1.0, 1.0, -1.0, 1.0]
     assert work.data_ptr() == ptr
 
 
