@@ -243,8 +243,12 @@ class SignMagnitude:
         lv = levels(bits)
         if place is None:
             place = place_values(bits, device=planes.device, dtype=planes.dtype)
-        view = _plane_view(place, planes.dim())
-        q = (planes * (view / lv)).sum(dim=0).mul_(lv).round_()
+        # Summed as the code sums: planes MSB-first on the last axis times float32(2^k / L)
+        # (computed in float64), so ties round the same way (the order of a float sum matters).
+        code_layout = planes.flip(0).movedim(0, -1).contiguous()
+        exps = (torch.exp2(torch.arange(bits - 1, -1, -1, dtype=torch.float64)) / lv).to(
+            device=planes.device, dtype=planes.dtype)
+        q = torch.sum(code_layout * exps, dim=-1).mul_(lv).round_()
         top = float(1 << (bits - 1))
         head = torch.floor(q / top)
         q.sub_(head * top)  # the rest lies in [0, 2^(b-1))

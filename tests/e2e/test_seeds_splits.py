@@ -76,6 +76,10 @@ def test_split_file_round_trip(tmp_path: Path) -> None:
         ({"train_indices_per_client": [[0], [1], [2], [3]], "test_indices": [-1]},
          "out of range"),
         ({"wrong": 1}, "train_indices_per_client"),
+        ({"train_indices_per_client": [[0], [1], [2], [3]],
+          "class_counts_per_client": [[1], [1], [1]]}, "one list of counts per client"),
+        ({"train_indices_per_client": [[0], [1], [2], [3]],
+          "class_counts_per_client": [[5, 0], [0, 5], [1], [1]]}, "class counts"),
         ("not json {", "not valid JSON"),
     ],
 )
@@ -88,3 +92,23 @@ def test_bad_split_files_exit_2(tmp_path: Path, content: object, needle: str) ->
     code, out = cli("run", str(path), "-o", str(tmp_path / "out"))
     assert code == 2 and needle in out and "split.json" in out, out
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_split_file_metadata_is_read_and_ignored(tmp_path: Path) -> None:
+    """Other codebases' split files carry metadata (a spec text, class counts): accepted;
+    class counts that match the labels pass, unknown keys are ignored."""
+    import numpy as np
+
+    from fedsim.data import load_dataset
+
+    train, _ = load_dataset("synthetic", seed=TINY["seed"], options=TINY["data"]["synthetic"])
+    parts = [list(range(i, 240, 4)) for i in range(4)]
+    counts = [np.bincount(train.y[p], minlength=4).tolist() for p in parts]
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train_indices_per_client": parts, "spec": "drawn by hand",
+                                 "class_counts_per_client": counts, "made_by": {"x": 1}}))
+    data = copy.deepcopy(TINY)
+    data["data"]["partition"] = {"kind": "file", "path": "split.json"}
+    path = write_scenario(tmp_path, data)
+    code, out = cli("run", str(path), "-o", str(tmp_path / "out"), "--name", "m")
+    assert code == 0, out
