@@ -36,7 +36,10 @@ class UVeQFedParams(FedAvgParams):
 
 
 class BitPlaneParams(_Params):
-    """Bit-plane methods (FedMPQ, AQFL, FPQ8); defaults from FEDMPQ.md sections 3-8.
+    """Bit-plane methods (FedMPQ, AQFL, FPQ8).
+
+    Defaults follow the authors' code (the ground truth fedsim is held to), except where the
+    code is defective: ``init`` defaults to one common initialisation (docs/fidelity.md).
 
     The options that decide how closely fedsim follows the authors' code
     (docs/fidelity.md measures each):
@@ -59,13 +62,13 @@ class BitPlaneParams(_Params):
     lam: Annotated[float, Field(ge=0, le=10)] = 1e-3
     epsilon: Annotated[float, Field(ge=0, lt=1)] = 0.02
     act_bits: Annotated[int, Field(ge=1, le=16)] | None = 4
-    update_rule: Literal["paper", "reference"] = "paper"
+    update_rule: Literal["paper", "reference"] = "reference"
     rounding: Literal["round", "ceil"] = "round"
     init: Literal["common", "per_client"] = "common"
     allocation: Literal["reference", "strict"] = "reference"
-    bias: Literal["float", "planes"] = "float"
+    bias: Literal["float", "planes"] = "planes"
     eval_act_bits: Annotated[int, Field(ge=1, le=16)] | None = 16
-    aggregation: Literal["samples", "uniform"] = "samples"
+    aggregation: Literal["samples", "uniform"] = "uniform"
     float_lr: Annotated[float, Field(gt=0, le=100)] | None = None
 
 
