@@ -22,7 +22,7 @@ SCENARIO = "scenarios/fedmpq_fashion.yaml"
 # methods keep the paper's plane lr 0.25 from the scenario.
 METHODS: list[tuple[str, list[str]]] = [
     ("fedmpq", ["algorithm.name=fedmpq"]),
-    ("fedmpq-stochastic", ["algorithm.name=fedmpq", "algorithm.rounding=stochastic"]),
+    ("fedmpq-reference-rule", ["algorithm.name=fedmpq", "algorithm.update_rule=reference"]),
     ("aqfl", ["algorithm.name=aqfl"]),
     ("fpq8", ["algorithm.name=fpq8"]),
     ("fedavg", ["algorithm=" + json.dumps({"name": "fedavg", "lr": 0.05, "local_epochs": 2,

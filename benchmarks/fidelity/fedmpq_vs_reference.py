@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import builtins
+import copy
 import json
 import math
 import sys
@@ -173,6 +174,88 @@ def bitstr(bits: list[int]) -> str:
     return "".join(str(b) for b in bits)
 
 
+# -- one client, step by step ----------------------------------------------------------------------
+def raw_mismatches(q: nn.Module, rmodel: nn.Module, bit: Any) -> list[str]:
+    """Names of the tensors that are not *bit-equal* between fedsim's quantized client and the
+    code's: every layer's planes (fedsim LSB-first ``[b, ...]``, the code MSB-last
+    ``[..., b]``), sign and scale, the bias planes, and every other parameter and buffer."""
+    from fedsim.quant import quantized_layers
+
+    bad: list[str] = []
+    rmods = [m for m in rmodel.modules() if isinstance(m, bit.BitConv2d | bit.BitLinear)]
+    for (name, ql), rm in zip(quantized_layers(q), rmods, strict=True):
+        pairs = [("planes", ql.planes, rm.bweight.flip(-1).movedim(-1, 0)),
+                 ("sign", ql.sign, rm.wsign.reshape(ql.sign.shape)),
+                 ("scale", ql.scale.reshape(1), rm.scale.reshape(1))]
+        if ql.bias_planes is not None:
+            pairs += [("bias_planes", ql.bias_planes, rm.bbias.flip(-1).t()),
+                      ("bias_scale", ql.bias_scale.reshape(1), rm.biasscale.reshape(1))]
+        bad += [f"{name}.{k}" for k, a, b in pairs
+                if a.shape != b.shape or not torch.equal(a.detach(), b.detach())]
+    rstate = {k.replace("downsample", "shortcut"): v for k, v in rmodel.state_dict().items()}
+    for key, v in q.state_dict().items():
+        if (key in rstate and not key.endswith(("planes", "sign", "scale"))
+                and not torch.equal(v.float(), rstate[key].float())):
+            bad.append(key)
+    return bad
+
+
+def single_client(args: argparse.Namespace, ref: dict[str, Any], rserver: Any,
+                  starts: dict[int, dict[str, torch.Tensor]], loaders: list[RoundLoader],
+                  model: nn.Module, budgets: list[int]) -> int:
+    """Train one client of the code and fedsim's client pieces side by side from the same
+    start, batches and random stream; exit status 0 when every step is bit-identical."""
+    import importlib
+
+    import torch.nn.functional as F
+
+    from fedsim.quant import BitPlaneSGD, group_lasso, reduce_precision, to_quantized
+
+    bit, cid = ref["bit"], args.single_client
+    rc = rserver.clients[cid]
+    m = copy.deepcopy(model)
+    m.load_state_dict(starts[cid])
+    q = to_quantized(m, [budgets[cid]] * 20, act_bits=4, bias_planes=True)
+    reduce_precision(q, 0.0)  # the code's threshold-0 reduction at init
+    loader = loaders[cid]
+    gen = torch.Generator().manual_seed(derive_seed(args.seed, "train", 0, cid))
+    order = torch.randperm(len(loader.y), generator=gen)
+    opt = BitPlaneSGD(q, lr=args.lr, momentum=0.9, rule="reference", generator=gen)
+    torch.set_rng_state(gen.get_state())
+    code_opt = importlib.import_module("QuantOptimizer").QuantOptimizer(
+        rc.model, rc.model.parameters(), lr=args.lr, momentum=0.9, weight_decay=0.0)
+    total_params, crit = rc.model.total_param(), nn.CrossEntropyLoss()
+    failures = 0
+    steps = min(args.steps, len(loader.y) // 64)  # one local epoch at most
+    for step in range(steps):
+        idx = order[step * 64:(step + 1) * 64]
+        xb, yb = loader.x[idx], loader.y[idx]
+        rc.model.train()
+        out = rc.model(xb)
+        loss = crit(out, yb)
+        reg: Any = 0.0
+        for mod in rc.model.modules():
+            if isinstance(mod, bit.BitConv2d | bit.BitLinear):
+                reg = mod.L1reg(reg)
+        code_opt.zero_grad()
+        (loss + 1e-3 * reg / total_params).backward()
+        code_opt.step()
+        q.train()
+        out2 = q(xb)
+        loss2 = F.cross_entropy(out2, yb)
+        opt.zero_grad(set_to_none=True)
+        (loss2 + group_lasso(q, 1e-3)).backward()
+        opt.step()
+        bad = raw_mismatches(q, rc.model, bit)
+        same_logits = torch.equal(out.detach(), out2.detach())
+        failures += (not same_logits) or bool(bad)
+        print(f"client {cid} step {step}: loss {float(loss.detach()):.6f} / "
+              f"{float(loss2.detach()):.6f}, logits "
+              f"{'equal' if same_logits else 'DIFFER'}, tensors not bit-equal after the step: "
+              f"{bad[:4] if bad else 'none'}{' ...' if len(bad) > 4 else ''}", flush=True)
+    return 1 if failures else 0
+
+
 # -- the run -----------------------------------------------------------------------------------
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -186,6 +269,10 @@ def main() -> None:
     ap.add_argument("--mode", choices=("free", "lockstep"), default="free")
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--single-client", type=int, default=None, metavar="CID",
+                    help="only train client CID for --steps steps on both sides, step by "
+                         "step; exit 1 unless every step is bit-identical")
+    ap.add_argument("--steps", type=int, default=10, help="at most one local epoch")
     ap.add_argument("--noise-floor", action="store_true",
                     help="also train every client from a start one ulp away (costs 1.5x)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "fidelity")
@@ -272,6 +359,8 @@ def main() -> None:
                         st[f"{name}.{leaf}"] = inits[(id(m), b)].reshape(
                             st[f"{name}.{leaf}"].shape)
         starts[i] = st
+    if args.single_client is not None:
+        sys.exit(single_client(args, ref, rserver, starts, loaders, model, budgets))
 
     # Hooks on the reference: batches + RNG in, states out.
     current: dict[str, Any] = {}

@@ -46,3 +46,49 @@ def test_paper_scenarios(tmp_path: Path) -> None:
         res = CliRunner().invoke(main, ["validate", str(path), "--set",
                                         f"data.root={tmp_path / 'none'}"])
         assert res.exit_code == 2 and "set data.root" in res.output
+
+
+REFERENCE = sorted((REPO / "scenarios" / "reference").glob("*.yaml"))
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.parametrize("path", REFERENCE, ids=lambda p: p.name)
+def test_reference_scenarios_validate(path: Path) -> None:
+    res = CliRunner().invoke(main, ["validate", str(path)])
+    if not FASHION.exists():
+        assert res.exit_code == 2 and "dataset-fashion-mnist" in res.output
+        return
+    assert res.exit_code == 0, res.output
+
+
+def test_reference_scenario_set() -> None:
+    assert [p.stem for p in REFERENCE] == ["aqfl", "fedavg", "fedmpq", "fpq8"]
+
+
+@pytest.mark.skipif(not FASHION.exists(), reason="needs Debian's dataset-fashion-mnist")
+def test_reference_fedmpq_runs_one_round(tmp_path: Path) -> None:
+    """The faithful scenario runs end to end on the real split file (one round: ~30 s)."""
+    import csv
+    import json
+
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["run", str(REPO / "scenarios" / "reference" / "fedmpq.yaml"),
+                                    "--set", "rounds=1", "-o", str(out), "--name", "r",
+                                    "--no-progress"])
+    assert res.exit_code == 0, res.output
+    run = out / "r"
+    rows = list(csv.DictReader((run / "bits.csv").open()))
+    by_client: dict[str, list[int]] = {}
+    for r in rows:
+        by_client.setdefault(r["client_id"], []).append(int(r["bits_down"]))
+    budgets = [2, 2, 4, 4, 4, 6, 6, 6, 8, 8]
+    for cid, bits in by_client.items():  # round 1: every layer at the client's budget
+        assert set(bits) == {budgets[int(cid)]}, (cid, bits)
+    summary = json.loads((run / "summary.json").read_text())
+    assert 0.0 <= summary["final_accuracy"] <= 1.0
+    split = json.loads((REPO / "scenarios" / "reference" / "fmnist_split_6k_a05.json")
+                       .read_text())
+    samples = {r["client_id"]: int(r["samples"])
+               for r in csv.DictReader((run / "clients.csv").open())}
+    assert [samples[str(i)] for i in range(10)] == [len(x) for x in
+                                                   split["train_indices_per_client"]]
