@@ -100,7 +100,7 @@ class BitPlaneMethod(Algorithm):
             regulariser=(lambda: group_lasso(qmodel, lam)) if lam > 0 else None,
         )
         if self.reduce:
-            new_bits, _ = reduce_precision(qmodel, p.epsilon)
+            new_bits, _ = reduce_precision(qmodel, p.epsilon, merge=p.msb_merge)
             reductions = [b0 - b1 for b0, b1 in zip(bits_before, new_bits, strict=True)]
         else:
             new_bits, reductions = bits_before, [0] * len(bits_before)

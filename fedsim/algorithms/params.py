@@ -55,6 +55,9 @@ class BitPlaneParams(_Params):
     * ``bias``: ``planes`` stores the biases of quantized layers as bit planes with a
       trainable scale, re-encoded at the layer's bits every downlink (the code's FC bias), or
       ``float``;
+    * ``msb_merge``: how precision reduction merges a sparse top plane into the lower ones:
+      ``code`` (from a snapshot, so only the last plane dropped is ORed in) or ``cumulative``
+      (every sparse plane ORed in, no set bit lost);
     * ``eval_act_bits``: activation bits of the evaluated global model (the code uses 16,
       with the same ReLU6 clip as the clients; ``null`` evaluates float activations).
     """
@@ -67,6 +70,7 @@ class BitPlaneParams(_Params):
     init: Literal["common", "per_client"] = "common"
     allocation: Literal["reference", "strict"] = "reference"
     bias: Literal["float", "planes"] = "planes"
+    msb_merge: Literal["code", "cumulative"] = "code"
     eval_act_bits: Annotated[int, Field(ge=1, le=16)] | None = 16
     aggregation: Literal["samples", "uniform"] = "uniform"
     float_lr: Annotated[float, Field(gt=0, le=100)] | None = None

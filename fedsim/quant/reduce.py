@@ -5,9 +5,16 @@ Density of plane i: ``d = nnz(B[i]) / P_l`` (a fraction here: ``epsilon=0.02`` i
 
 * MSB side, from the top, stopping at the first dense plane: ``d == 0`` drops the plane;
   ``0 < d < epsilon`` ORs it into every lower plane (saturation: those weights become the
-  largest value the remaining planes hold) and drops it. The OR is cumulative (**Decision**:
-  unlike the code's snapshot, no set bit is lost), so the next plane's density is counted
-  after the OR it received.
+  largest value the remaining planes hold) and drops it. How, is ``merge``:
+
+  - ``"code"`` (default, the authors' code): every density is counted once, before any OR,
+    and the kept planes are rebuilt from that snapshot at each step, so only the *last*
+    plane dropped counts: if it was sparse its bits are ORed in, if it was empty no OR
+    survives at all (a sparse plane above an empty one loses its bits);
+  - ``"cumulative"``: each sparse plane is ORed in as it goes and the next plane's density
+    is counted after the OR it received, so no set bit is lost.
+
+  The two differ only when two adjacent top planes are both sparse or empty.
 * LSB side, from the bottom: ``d <= epsilon`` drops the plane and doubles ``s`` (one LSB of the
   new grid is two of the old; the dropped bits are truncated, as in the code).
 * Finally ``s <- s (2^b_new - 1) / (2^b_old - 1)``, so dropping all-zero planes leaves the
@@ -26,29 +33,41 @@ from fedsim.quant.convert import bit_layers
 from fedsim.quant.layers import BitPlaneLayer
 from fedsim.quant.representation import FLOAT_BITS, levels
 
+MERGES = ("code", "cumulative")
+
 
 def _reduce_planes(planes: torch.Tensor, n: int, epsilon: float,
-                   saturate: bool) -> tuple[int, int, int]:
+                   saturate: bool, merge: str = "code") -> tuple[int, int, int]:
     """The reduction rule on one plane tensor ``[b, ...]`` (ORs in place); returns the kept
     plane range ``lo..hi-1`` and the number of LSB planes dropped."""
+    if merge not in MERGES:
+        raise ValueError(f"merge must be one of {MERGES}, got {merge!r}")
     b_old = planes.shape[0]
     flat = planes.view(b_old, -1)
     # One sync for all plane counts; saturation recounts only the plane that received an OR.
     nnz = flat.count_nonzero(dim=1).tolist()
     lo, hi = 0, b_old
+    last_sparse: int | None = None  # merge "code": the last top plane dropped, if sparse
     while hi - lo > 1:
         top = hi - 1
         if nnz[top] == 0:
             hi -= 1
+            last_sparse = None
         elif saturate and nnz[top] / n < epsilon:
+            hi -= 1
+            if merge == "code":
+                last_sparse = top
+                continue
             below = flat[lo:top]
             # OR of 0/1 planes, written as the code does (add, then cap at 1) so that the
             # reference rule's non-binary planes (a top digit of 2 or -1) reduce as there.
             below.add_(flat[top]).clamp_(max=1.0)
-            hi -= 1
             nnz[lo:top] = flat[lo:top].count_nonzero(dim=1).tolist()
         else:
             break
+    if last_sparse is not None:  # the code's snapshot: only the last plane dropped is ORed
+        flat[lo:hi].add_(flat[last_sparse]).clamp_(max=1.0)
+        nnz[lo:hi] = flat[lo:hi].count_nonzero(dim=1).tolist()
     doublings = 0
     while hi - lo > 1 and nnz[lo] / n <= epsilon:
         lo += 1
@@ -57,7 +76,8 @@ def _reduce_planes(planes: torch.Tensor, n: int, epsilon: float,
 
 
 @torch.no_grad()
-def reduce_layer_(layer: BitPlaneLayer, epsilon: float = 0.02, *, saturate: bool = True) -> int:
+def reduce_layer_(layer: BitPlaneLayer, epsilon: float = 0.02, *, saturate: bool = True,
+                  merge: str = "code") -> int:
     """Reduce one layer in place; returns its new bit-width.
 
     A bias held as bit planes is reduced by the same rule on its own planes (as the code
@@ -65,13 +85,14 @@ def reduce_layer_(layer: BitPlaneLayer, epsilon: float = 0.02, *, saturate: bool
     """
     _check_epsilon(epsilon)
     b_old = layer.bits
-    lo, hi, doublings = _reduce_planes(layer.planes.data, layer.weight_numel, epsilon, saturate)
+    lo, hi, doublings = _reduce_planes(layer.planes.data, layer.weight_numel, epsilon, saturate,
+                                       merge)
     layer.keep_planes_(lo, hi, 1.0)
     _rescale_(layer.scale, doublings, hi - lo, b_old)
     if layer.bias_planes is not None and layer.bias_bits > 1:
         bp = layer.bias_planes.data
         bb_old = bp.shape[0]
-        blo, bhi, bdoublings = _reduce_planes(bp, bp.shape[1], epsilon, saturate)
+        blo, bhi, bdoublings = _reduce_planes(bp, bp.shape[1], epsilon, saturate, merge)
         layer.keep_bias_planes_(blo, bhi, 1.0)
         assert layer.bias_scale is not None
         _rescale_(layer.bias_scale, bdoublings, bhi - blo, bb_old)
@@ -89,7 +110,7 @@ def _rescale_(scale: torch.Tensor, doublings: int, b_new: int, b_old: int) -> No
 
 
 def reduce_precision(
-    qmodel: nn.Module, epsilon: float = 0.02, *, saturate: bool = True
+    qmodel: nn.Module, epsilon: float = 0.02, *, saturate: bool = True, merge: str = "code"
 ) -> tuple[list[int], list[int]]:
     """Reduce every bit-plane layer in place (FEDMPQ.md section 5).
 
@@ -102,7 +123,7 @@ def reduce_precision(
     for _, m in bit_layers(qmodel):
         if isinstance(m, BitPlaneLayer):
             before = m.bits
-            after = reduce_layer_(m, epsilon, saturate=saturate)
+            after = reduce_layer_(m, epsilon, saturate=saturate, merge=merge)
             new_bits.append(after)
             reductions.append(before - after)
         else:

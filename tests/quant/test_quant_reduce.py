@@ -79,11 +79,17 @@ def test_msb_saturation_is_cumulative() -> None:
     # rest use planes 0-1 densely.
     vals = [8, 4] + [3, 1, 2] * 66
     layer = _layer(vals, 4, scale=1.0)
-    new = reduce_layer_(layer, epsilon=0.02)
+    new = reduce_layer_(layer, epsilon=0.02, merge="cumulative")
     assert new == 2
     q = integer_value(layer.planes.detach())[0]
     assert q[0].item() == 3 and q[1].item() == 3  # both saturated to the new maximum
     assert layer.scale.item() == pytest.approx(3 / 15)
+    # the code's snapshot: densities counted once, only the last plane dropped is ORed in, so
+    # the weight that had only the top bit loses it
+    layer = _layer(vals, 4, scale=1.0)
+    assert reduce_layer_(layer, epsilon=0.02) == 2
+    q = integer_value(layer.planes.detach())[0]
+    assert q[0].item() == 0 and q[1].item() == 3
     # with saturate=False the sparse planes stay
     layer = _layer(vals, 4)
     assert reduce_layer_(layer, epsilon=0.02, saturate=False) == 4
@@ -126,3 +132,30 @@ def test_float_entries_and_bad_epsilon(tiny: nn.Module) -> None:
     assert new[0] == 32 and red[0] == 0
     with pytest.raises(ValueError):
         reduce_precision(q, 2.0)
+
+
+def test_code_merge_keeps_only_the_last_sparse_plane() -> None:
+    """Two sparse top planes: the code rebuilds from its snapshot, so only the lower one's
+    bits are ORed in; cumulative ORs both. An empty plane below a sparse one cancels the OR."""
+    import torch as _t
+
+    from fedsim.quant.reduce import _reduce_planes
+
+    n = 100
+    base = _t.zeros(4, n)
+    base[0, :60] = 1.0  # dense
+    base[1, :60] = 1.0  # dense
+    base[2, 98] = 1.0  # 1 % dense
+    base[3, 99] = 1.0  # 1 % dense (top)
+    code, cum = base.clone(), base.clone()
+    assert _reduce_planes(code, n, 0.02, True, "code")[:2] == (0, 2)
+    # cumulative recounts: plane 2 is 2 % dense once plane 3 is ORed in, so it stays
+    assert _reduce_planes(cum, n, 0.02, True, "cumulative")[:2] == (0, 3)
+    # weight 99 had only the top bit: the code loses it, cumulative saturates it
+    assert code[:2, 99].tolist() == [0.0, 0.0]
+    assert cum[:3, 99].tolist() == [1.0, 1.0, 1.0]
+    assert code[:2, 98].tolist() == [1.0, 1.0]
+    empty_below = base.clone()
+    empty_below[2].zero_()  # sparse top, then an empty plane: the code keeps no OR
+    assert _reduce_planes(empty_below, n, 0.02, True, "code")[:2] == (0, 2)
+    assert empty_below[:2, 99].tolist() == [0.0, 0.0]
