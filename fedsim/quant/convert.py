@@ -126,7 +126,9 @@ def float_state_dict(qmodel: nn.Module) -> dict[str, Tensor]:
     """The float model's ``state_dict`` of ``qmodel`` without building a module (new tensors).
 
     Same keys, in the same order, as ``to_float(qmodel).state_dict()``: each bit-plane layer
-    contributes ``<name>.weight`` (de-quantized) and its bias; everything else is copied.
+    contributes ``<name>.weight`` and its bias as a client uploads them (the code's
+    ``to_float``: :meth:`~fedsim.quant.layers.BitPlaneLayer.uploaded_weight`, equal to the
+    forward pass's weight on clean planes); everything else is copied.
     """
     qlayers = dict(quantized_layers(qmodel))
     out: dict[str, Tensor] = {}
@@ -134,11 +136,11 @@ def float_state_dict(qmodel: nn.Module) -> dict[str, Tensor]:
         prefix, _, leaf = key.rpartition(".")
         if prefix in qlayers and leaf in _PLANE_KEYS:
             if leaf == "planes":
-                out[f"{prefix}.weight"] = qlayers[prefix].dequantized_weight()
+                out[f"{prefix}.weight"] = qlayers[prefix].uploaded_weight()
             continue
         if prefix in qlayers and leaf in _BIAS_KEYS:
             if leaf == "bias_planes":
-                out[f"{prefix}.bias"] = qlayers[prefix].dequantized_bias()  # type: ignore[assignment]
+                out[f"{prefix}.bias"] = qlayers[prefix].uploaded_bias()  # type: ignore[assignment]
             continue
         out[key] = value.detach().clone()
     return out

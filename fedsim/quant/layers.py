@@ -164,6 +164,21 @@ class BitPlaneLayer(nn.Module):
         """The float weight the forward pass uses (a new tensor, no autograd history)."""
         return self.representation.decode(self.planes, self.sign, self.scale)
 
+    @torch.no_grad()
+    def uploaded_weight(self) -> Tensor:
+        """The float weight a client reports (the code's ``to_float``: no clip; equal to
+        :meth:`dequantized_weight` on clean planes up to the last bit)."""
+        return self.representation.decode_upload(self.planes, self.sign, self.scale)
+
+    @torch.no_grad()
+    def uploaded_bias(self) -> Tensor | None:
+        """The reported bias (see :meth:`uploaded_weight`)."""
+        if self.bias_planes is None:
+            return self.dequantized_bias()
+        assert self.bias_sign is not None and self.bias_scale is not None
+        return self.representation.decode_upload(self.bias_planes, self.bias_sign,
+                                                 self.bias_scale)
+
     def quantized_weight(self) -> Tensor:
         """The forward weight, differentiable w.r.t. planes and scale (STE)."""
         return BitPlaneSTE.apply(

@@ -163,6 +163,10 @@ class BitPlaneRepresentation(Protocol):
         """The reference code's re-quantization (planes may leave {0, 1})."""
         ...
 
+    def decode_upload(self, planes: Tensor, sign: Tensor, scale: Tensor) -> Tensor:
+        """The uploaded float weight, as the code's ``to_float`` computes it (no clip)."""
+        ...
+
 
 class SignMagnitude:
     """Sign + magnitude bit planes, as in the reference code (FEDMPQ.md section 2).
@@ -229,6 +233,24 @@ class SignMagnitude:
         split_planes_(q, planes, place)
 
 
+    @staticmethod
+    def _code_unit(planes: Tensor) -> Tensor:
+        """``sum_k B[k] fl32(2^k / L)`` summed as the code sums it: planes MSB-first on the last
+        axis (the order of a float sum matters for ties), a new weight-shaped tensor."""
+        bits = planes.shape[0]
+        lv = levels(bits)
+        code_layout = planes.detach().flip(0).movedim(0, -1).contiguous()
+        exps = (torch.exp2(torch.arange(bits - 1, -1, -1, dtype=torch.float64)) / lv).to(
+            device=planes.device, dtype=planes.dtype)
+        return torch.sum(code_layout * exps, dim=-1)
+
+    def decode_upload(self, planes: Tensor, sign: Tensor, scale: Tensor) -> Tensor:
+        """The float weight a client uploads, computed as the code's ``to_float`` does:
+        ``(sum_k B[k] 2^k / L) * sign * s`` *without* the forward pass's clip. On clean planes
+        this is :meth:`decode` up to the last bit; with the code's re-quantization a weight
+        whose digits exceed ``2^b - 1`` is uploaded beyond the grid, as there."""
+        return self._code_unit(planes).mul_(sign).mul_(scale.detach())
+
     def requantize_code_(self, planes: Tensor, place: Tensor | None = None) -> None:
         """The reference code's re-quantization (``BitConv2d.quant``), quirks included.
 
@@ -243,12 +265,7 @@ class SignMagnitude:
         lv = levels(bits)
         if place is None:
             place = place_values(bits, device=planes.device, dtype=planes.dtype)
-        # Summed as the code sums: planes MSB-first on the last axis times float32(2^k / L)
-        # (computed in float64), so ties round the same way (the order of a float sum matters).
-        code_layout = planes.flip(0).movedim(0, -1).contiguous()
-        exps = (torch.exp2(torch.arange(bits - 1, -1, -1, dtype=torch.float64)) / lv).to(
-            device=planes.device, dtype=planes.dtype)
-        q = torch.sum(code_layout * exps, dim=-1).mul_(lv).round_()
+        q = self._code_unit(planes).mul_(lv).round_()
         top = float(1 << (bits - 1))
         head = torch.floor(q / top)
         q.sub_(head * top)  # the rest lies in [0, 2^(b-1))

@@ -87,7 +87,7 @@ def test_fedmpq_aggregation_at_8_bits_equals_fedavg_within_quantization_error() 
           for i, q in enumerate(quant)]
     fa = [ClientUpdate(0, i, f, (32,) * spec.n_quantized, 10 + i, 0.0)
           for i, f in enumerate(floats)]
-    mpq = FedMPQ(HYPER, BitPlaneParams(lam=0.0), spec)
+    mpq = FedMPQ(HYPER, BitPlaneParams(lam=0.0, aggregation="samples"), spec)
     avg = FedAvg(HYPER, FedAvgParams(), spec)
     for alg in (mpq, avg):
         alg.setup(models[0], [])
