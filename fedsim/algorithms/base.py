@@ -196,6 +196,32 @@ def weighted_average(
     return out
 
 
+def uniform_mean(states: Sequence[Mapping[str, torch.Tensor]]) -> State:
+    """Unweighted mean, computed as the authors' code does (``average_weights``): the first
+    state plus the others one by one in the given order, in the tensors' own precision, then
+    divided by their number. Float64 accumulation (:func:`weighted_average`) differs in the
+    last bit, and one ulp is enough for two runs with 4-bit activations to part
+    (docs/fidelity.md). Integer buffers take the first state's value.
+    """
+    out: State = {}
+    n = len(states)
+    for key, ref in states[0].items():
+        if not torch.is_floating_point(ref):
+            out[key] = ref.clone()
+            continue
+        acc = ref.clone()
+        for s in states[1:]:
+            acc += s[key]
+        out[key] = torch.div(acc, n)
+    return out
+
+
+def average(states: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float],
+            mode: str) -> State:
+    """The server's model average: :func:`uniform_mean` for ``uniform``, else weighted."""
+    return uniform_mean(states) if mode == "uniform" else weighted_average(states, weights)
+
+
 def staleness_weight(tau: int, kind: str) -> float:
     if kind == "constant":
         return 1.0

@@ -33,7 +33,7 @@ from fedsim.algorithms.base import (
     ClientTask,
     ClientUpdate,
     aggregation_weights,
-    weighted_average,
+    average,
 )
 from fedsim.algorithms.bitalloc import (
     MAX_BITS,
@@ -134,7 +134,8 @@ class BitPlaneMethod(Algorithm):
 
     def aggregate(self, round: int, updates: Sequence[ClientUpdate]) -> None:
         weights = aggregation_weights(updates, self.params.aggregation)
-        self.global_state = weighted_average([u.state for u in updates], weights)
+        self.global_state = average([u.state for u in updates], weights,
+                                    self.params.aggregation)
 
 
 def _uniform_bits(budget: float, n: int) -> tuple[int, ...]:

@@ -16,7 +16,7 @@ from fedsim.algorithms.base import (
     ClientTask,
     ClientUpdate,
     aggregation_weights,
-    weighted_average,
+    average,
 )
 from fedsim.algorithms.params import FedAvgParams
 from fedsim.algorithms.training import local_sgd
@@ -59,4 +59,5 @@ class FedAvg(Algorithm):
 
     def aggregate(self, round: int, updates: Sequence[ClientUpdate]) -> None:
         weights = aggregation_weights(updates, self.params.aggregation)
-        self.global_state = weighted_average([u.state for u in updates], weights)
+        self.global_state = average([u.state for u in updates], weights,
+                                    self.params.aggregation)
