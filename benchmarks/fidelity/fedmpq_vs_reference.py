@@ -253,6 +253,23 @@ def single_client(args: argparse.Namespace, ref: dict[str, Any], rserver: Any,
               f"{float(loss2.detach()):.6f}, logits "
               f"{'equal' if same_logits else 'DIFFER'}, tensors not bit-equal after the step: "
               f"{bad[:4] if bad else 'none'}{' ...' if len(bad) > 4 else ''}", flush=True)
+    # The end of the round: precision reduction, then the upload (the float state).
+    from fedsim.quant import float_state_dict
+
+    builtins.print = lambda *a, **k: None
+    try:
+        rc.model.pruning(threshold=2.0, drop=True)
+    finally:
+        builtins.print = ref["print"]
+    reduce_precision(q, 0.02)
+    bad = raw_mismatches(q, rc.model, bit)
+    up, rup = float_state_dict(q), ref_float_state(rc.model, bit)
+    upload_bad = [k for k, v in up.items() if torch.is_floating_point(v) and k in rup
+                  and not torch.equal(v, rup[k].to(v.dtype))]
+    print(f"client {cid} after reduction: bits {bitstr(ref_bits(rc.model, bit))}, tensors not "
+          f"bit-equal {bad[:4] if bad else 'none'}; uploaded tensors not bit-equal "
+          f"{upload_bad[:4] if upload_bad else 'none'}", flush=True)
+    failures += bool(bad) + bool(upload_bad)
     return 1 if failures else 0
 
 
@@ -469,6 +486,10 @@ def main() -> None:
         fedsim_state = algo.global_state
         prev_ref_global = current["ref_global"]
         gcmp = compare_states(fedsim_state, current["ref_global"], weight_keys)
+        gcmp["tensors_not_bit_equal"] = [
+            k for k, v in fedsim_state.items()
+            if torch.is_floating_point(v) and k in current["ref_global"]
+            and not torch.equal(v, current["ref_global"][k].to(v.dtype))]
         acc_f = evaluator(fedsim_state).accuracy
         acc_r = evaluator({k: v for k, v in current["ref_global"].items()
                            if k in fedsim_state}).accuracy
@@ -491,7 +512,9 @@ def main() -> None:
               f"| clients' weights differ: max {100 * worst['weights_differ']:5.2f}% "
               f"(client {worst['client']}), float max rel {worst['float_max_rel']:.2e} "
               f"({worst['float_worst_key']}) | bits_up equal {same_bits}/10 "
-              f"| global weights differ {100 * gcmp['weights_differ']:5.2f}%", flush=True)
+              f"| global weights differ {100 * gcmp['weights_differ']:5.2f}%, tensors not "
+              f"bit-equal {len(gcmp['tensors_not_bit_equal'])} "
+              f"{gcmp['tensors_not_bit_equal'][:3]}", flush=True)
         for cid in (0, 2, 5, 8):
             na = row["next_alloc"][cid]
             mark = "==" if na["fedsim"] == na["reference"] else "!="

@@ -37,9 +37,15 @@ MERGES = ("code", "cumulative")
 
 
 def _reduce_planes(planes: torch.Tensor, n: int, epsilon: float,
-                   saturate: bool, merge: str = "code") -> tuple[int, int, int]:
+                   saturate: bool, merge: str = "code", *,
+                   cap_at_one_bit: bool = False) -> tuple[int, int, int]:
     """The reduction rule on one plane tensor ``[b, ...]`` (ORs in place); returns the kept
-    plane range ``lo..hi-1`` and the number of LSB planes dropped."""
+    plane range ``lo..hi-1`` and the number of LSB planes dropped.
+
+    ``merge="code"`` also copies where the code caps the ORed digits at 1: for weights it
+    does so unless that merge left a single plane (its loop breaks first, so a digit of 2
+    survives), for biases always (``cap_at_one_bit``).
+    """
     if merge not in MERGES:
         raise ValueError(f"merge must be one of {MERGES}, got {merge!r}")
     b_old = planes.shape[0]
@@ -66,7 +72,9 @@ def _reduce_planes(planes: torch.Tensor, n: int, epsilon: float,
         else:
             break
     if last_sparse is not None:  # the code's snapshot: only the last plane dropped is ORed
-        flat[lo:hi].add_(flat[last_sparse]).clamp_(max=1.0)
+        merged = flat[lo:hi].add_(flat[last_sparse])
+        if hi - lo > 1 or cap_at_one_bit:
+            merged.clamp_(max=1.0)
         nnz[lo:hi] = flat[lo:hi].count_nonzero(dim=1).tolist()
     doublings = 0
     while hi - lo > 1 and nnz[lo] / n <= epsilon:
@@ -92,7 +100,8 @@ def reduce_layer_(layer: BitPlaneLayer, epsilon: float = 0.02, *, saturate: bool
     if layer.bias_planes is not None and layer.bias_bits > 1:
         bp = layer.bias_planes.data
         bb_old = bp.shape[0]
-        blo, bhi, bdoublings = _reduce_planes(bp, bp.shape[1], epsilon, saturate, merge)
+        blo, bhi, bdoublings = _reduce_planes(bp, bp.shape[1], epsilon, saturate, merge,
+                                              cap_at_one_bit=True)
         layer.keep_bias_planes_(blo, bhi, 1.0)
         assert layer.bias_scale is not None
         _rescale_(layer.bias_scale, bdoublings, bhi - blo, bb_old)

@@ -159,3 +159,20 @@ def test_code_merge_keeps_only_the_last_sparse_plane() -> None:
     empty_below[2].zero_()  # sparse top, then an empty plane: the code keeps no OR
     assert _reduce_planes(empty_below, n, 0.02, True, "code")[:2] == (0, 2)
     assert empty_below[:2, 99].tolist() == [0.0, 0.0]
+
+
+def test_code_merge_to_one_bit_is_not_capped_for_weights_but_is_for_biases() -> None:
+    """The code's weight loop breaks on reaching one plane before it caps the ORed digits at
+    1 (a digit of 2 survives there); its bias loop caps first."""
+    import torch as _t
+
+    from fedsim.quant.reduce import _reduce_planes
+
+    base = _t.zeros(2, 100)
+    base[0, :50] = 1.0  # LSB dense
+    base[1, 0] = 1.0  # MSB 1 % dense, on a weight whose LSB is set
+    w, b = base.clone(), base.clone()
+    assert _reduce_planes(w, 100, 0.02, True, "code")[:2] == (0, 1)
+    assert w[0, 0].item() == 2.0
+    assert _reduce_planes(b, 100, 0.02, True, "code", cap_at_one_bit=True)[:2] == (0, 1)
+    assert b[0, 0].item() == 1.0
