@@ -81,11 +81,17 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--output", type=Path, default=ROOT / "results" / "reference")
+    ap.add_argument("--report-only", action="store_true",
+                    help="run nothing: report the finished runs in --output")
     args = ap.parse_args()
     seeds = parse_seeds(args.seeds)
     methods = args.methods.split(",")
     args.output.mkdir(parents=True, exist_ok=True)
     jobs = [(m, s) for m in methods for s in seeds]
+    if args.report_only:
+        jobs = [(m, s) for m, s in jobs
+                if (args.output / f"{m}-s{s}" / "summary.json").exists()]
+        methods = [m for m in methods if any(j[0] == m for j in jobs)]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         folders = dict(zip(jobs, pool.map(lambda j: run(j[0], j[1], args.output), jobs),
                            strict=True))
@@ -95,11 +101,12 @@ def main() -> None:
     print("|---|" + "---|" * (len(seeds) + 2))
     curves: dict[str, list[list[float]]] = {}
     for m in methods:
-        cs = [curve(folders[(m, s)]) for s in seeds]
+        cs = [curve(folders[(m, s)]) for s in seeds if (m, s) in folders]
         curves[m] = cs
         finals = [c[-1] for c in cs]
         sd = statistics.stdev(finals) if len(finals) > 1 else 0.0
         print(f"| {m} | " + " | ".join(f"{f:.2f}" for f in finals)
+              + " | -" * (len(seeds) - len(finals))
               + f" | {statistics.fmean(finals):.2f} +- {sd:.2f} | {REFERENCE_SEED1[m][-1]:.2f} |")
     print("\nMean accuracy per round (%), fedsim over the seeds / the code's seed 1:\n")
     n = min(len(c) for cs in curves.values() for c in cs)
@@ -123,7 +130,7 @@ def main() -> None:
                 cells.append(f"`{ours}`" + ("" if ours == theirs else f" (code `{theirs}`)"))
             print(f"| {r + 1} | " + " | ".join(cells) + " |")
     summary = {f"{m}-s{s}": json.loads((folders[(m, s)] / "summary.json").read_text())
-               .get("final_accuracy") for m, s in jobs}
+               .get("final_accuracy") for m, s in folders}
     (args.output / "finals.json").write_text(json.dumps(summary, indent=1))
 
 
