@@ -47,6 +47,19 @@ DEFAULT_ACT_CLIP = 6.0
 MAX_ACT_BITS = 16
 
 
+def _keep_plane_range(p: nn.Parameter, lo: int, hi: int, place: Tensor | None) -> Tensor:
+    """Keep planes ``lo..hi-1`` of a ``[b, ...]`` plane Parameter (its object survives, its
+    data becomes a right-sized copy, its gradient is dropped); returns the place values."""
+    bits = p.shape[0]
+    if not 0 <= lo < hi <= bits:
+        raise ValueError(f"cannot keep planes {lo}..{hi - 1} of a {bits}-bit tensor")
+    if (lo, hi) == (0, bits) and place is not None:
+        return place
+    p.data = p.data[lo:hi].clone()
+    p.grad = None
+    return place_values(hi - lo, device=p.device, dtype=p.dtype)
+
+
 class BitPlaneLayer(nn.Module):
     """Common part of :class:`QConv2d` and :class:`QLinear`: planes, sign, scale, bias.
 
@@ -126,19 +139,13 @@ class BitPlaneLayer(nn.Module):
         p.grad = None
         self.place = place_values(bits, device=p.device, dtype=p.dtype)
 
-    def keep_planes_(self, lo: int, hi: int, scale_factor: float) -> None:
+    def keep_planes_(self, lo: int, hi: int, scale_factor: float = 1.0) -> None:
         """Keep planes ``lo..hi-1`` only (LSB first) and multiply the scale by ``scale_factor``.
 
         Used by precision reduction; copies the kept planes into a right-sized tensor so no
         stale storage is kept alive (or serialised) behind a view.
         """
-        if not 0 <= lo < hi <= self.bits:
-            raise ValueError(f"cannot keep planes {lo}..{hi - 1} of a {self.bits}-bit layer")
-        p = self.planes
-        if (lo, hi) != (0, self.bits):
-            p.data = p.data[lo:hi].clone()
-            p.grad = None
-            self.place = place_values(hi - lo, device=p.device, dtype=p.dtype)
+        self.place = _keep_plane_range(self.planes, lo, hi, self.place)
         if scale_factor != 1.0:
             self.scale.data.mul_(scale_factor)
 
@@ -231,14 +238,10 @@ class BitPlaneLayer(nn.Module):
             p.grad = None
             self.bias_place = place_values(bits, device=p.device, dtype=p.dtype)
 
-    def keep_bias_planes_(self, lo: int, hi: int, scale_factor: float) -> None:
+    def keep_bias_planes_(self, lo: int, hi: int, scale_factor: float = 1.0) -> None:
         """Precision reduction of the bias planes (see :meth:`keep_planes_`)."""
-        p = self.bias_planes
-        assert p is not None and self.bias_scale is not None
-        if (lo, hi) != (0, p.shape[0]):
-            p.data = p.data[lo:hi].clone()
-            p.grad = None
-            self.bias_place = place_values(hi - lo, device=p.device, dtype=p.dtype)
+        assert self.bias_planes is not None and self.bias_scale is not None
+        self.bias_place = _keep_plane_range(self.bias_planes, lo, hi, self.bias_place)
         if scale_factor != 1.0:
             self.bias_scale.data.mul_(scale_factor)
 

@@ -95,14 +95,14 @@ def reduce_layer_(layer: BitPlaneLayer, epsilon: float = 0.02, *, saturate: bool
     b_old = layer.bits
     lo, hi, doublings = _reduce_planes(layer.planes.data, layer.weight_numel, epsilon, saturate,
                                        merge)
-    layer.keep_planes_(lo, hi, 1.0)
+    layer.keep_planes_(lo, hi)
     _rescale_(layer.scale, doublings, hi - lo, b_old)
     if layer.bias_planes is not None and layer.bias_bits > 1:
         bp = layer.bias_planes.data
         bb_old = bp.shape[0]
         blo, bhi, bdoublings = _reduce_planes(bp, bp.shape[1], epsilon, saturate, merge,
                                               cap_at_one_bit=True)
-        layer.keep_bias_planes_(blo, bhi, 1.0)
+        layer.keep_bias_planes_(blo, bhi)
         assert layer.bias_scale is not None
         _rescale_(layer.bias_scale, bdoublings, bhi - blo, bb_old)
     return hi - lo
