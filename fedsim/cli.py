@@ -195,6 +195,15 @@ def validate(scenario_file: Path, overrides: tuple[str, ...]) -> None:
     except OSError as exc:
         raise InputError(f"cannot read the dataset folder: {exc.strerror}",
                          file=loaded.label, key="data.root") from None
+    if sc.data.normalize is not None:  # one statistic per channel of the dataset
+        from fedsim.data import dataset_info
+
+        norm = {"mean": list(sc.data.normalize.mean), "std": list(sc.data.normalize.std)}
+        extra = sc.data.synthetic.model_dump() if sc.data.dataset == "synthetic" else {}
+        try:
+            dataset_info(sc.data.dataset, {**extra, "normalize": norm})
+        except InputError as exc:
+            raise InputError(exc.detail, file=loaded.label, key=exc.key) from None
     from fedsim.fleet import build_dynamics
 
     build_dynamics(loaded, fleet)  # trace files, battery capacities

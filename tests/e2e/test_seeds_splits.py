@@ -112,3 +112,30 @@ def test_split_file_metadata_is_read_and_ignored(tmp_path: Path) -> None:
     path = write_scenario(tmp_path, data)
     code, out = cli("run", str(path), "-o", str(tmp_path / "out"), "--name", "m")
     assert code == 0, out
+
+
+@pytest.mark.parametrize(("normalize", "key"), [
+    ({"mean": [0.1, 0.2], "std": [1.0, 1.0]}, "data.normalize.mean"),
+    ({"mean": [0.1], "std": [0.0]}, "data.normalize.std"),
+    ({"mean": [0.1], "std": [1.0, 2.0]}, "data.normalize"),
+])
+def test_fixed_normalisation_is_checked_by_validate(tmp_path: Path, normalize: dict,
+                                                    key: str) -> None:
+    data = copy.deepcopy(TINY)
+    data["data"] = {"dataset": "digits", "normalize": normalize}
+    path = write_scenario(tmp_path, data)
+    code, out = cli("validate", str(path))
+    assert code == 2 and key in out, out
+
+
+def test_fixed_normalisation_is_applied() -> None:
+    import numpy as np
+
+    from fedsim.data import load_dataset
+
+    own, _ = load_dataset("digits")
+    fixed, _ = load_dataset("digits", options={"normalize": {"mean": [0.0], "std": [1.0]}})
+    assert abs(float(own.x.mean())) < 1e-3  # the training split's own statistics
+    assert float(fixed.x.min()) >= 0.0 and float(fixed.x.max()) <= 1.0  # x/scale only
+    # the default is exactly the fixed form with the split's own mean and std
+    assert np.allclose(own.x, (fixed.x - fixed.x.mean()) / fixed.x.std(), atol=1e-4)
