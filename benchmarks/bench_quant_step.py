@@ -21,6 +21,7 @@ Usage::
 
     python benchmarks/bench_quant_step.py                 # defaults: batch 128, 8 bits
     python benchmarks/bench_quant_step.py --threads 1 --blocks 7 --steps 3
+    python benchmarks/bench_quant_step.py --threads 1 --rule reference   # the code's step
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
-def build(variant: str, bits: int, act_bits: int) -> tuple[nn.Module, torch.optim.Optimizer]:
+def build(variant: str, bits: int, act_bits: int,
+          rule: str = "paper") -> tuple[nn.Module, torch.optim.Optimizer]:
     torch.manual_seed(0)
     model = build_model("resnet20", in_channels=3, num_classes=10, image_size=32)
     if variant == "float":
@@ -69,7 +71,8 @@ def build(variant: str, bits: int, act_bits: int) -> tuple[nn.Module, torch.opti
     n = len(quantizable_layers(model))
     qmodel = to_quantized(model, [bits] * n, act_bits=act_bits)
     del model
-    return qmodel.train(), BitPlaneSGD(qmodel, lr=PLANE_LR, momentum=0.9)
+    return qmodel.train(), BitPlaneSGD(qmodel, lr=PLANE_LR, momentum=0.9, rule=rule,
+                                       generator=torch.Generator().manual_seed(0))
 
 
 def train_step(variant: str, model: nn.Module, opt: torch.optim.Optimizer, x, y) -> None:
@@ -91,7 +94,7 @@ def child_memory(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     x, y = batch(args.batch)
     base = _rss_bytes()
-    model, opt = build(args.variant, args.bits, args.act_bits)
+    model, opt = build(args.variant, args.bits, args.act_bits, args.rule)
     for _ in range(3):  # the first step allocates optimizer state and grads
         train_step(args.variant, model, opt, x, y)
     print(json.dumps({"variant": args.variant, "peak_bytes": _peak_rss_bytes() - base}))
@@ -112,6 +115,8 @@ def measure_memory(args: argparse.Namespace, variant: str) -> int:
         str(args.act_bits),
         "--threads",
         str(args.threads),
+        "--rule",
+        args.rule,
     ]
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     return int(json.loads(out.strip().splitlines()[-1])["peak_bytes"])
@@ -119,7 +124,7 @@ def measure_memory(args: argparse.Namespace, variant: str) -> int:
 
 def measure_time(args: argparse.Namespace) -> dict[str, list[float]]:
     x, y = batch(args.batch)
-    built = {v: build(v, args.bits, args.act_bits) for v in ("float", "quant")}
+    built = {v: build(v, args.bits, args.act_bits, args.rule) for v in ("float", "quant")}
     for v, (model, opt) in built.items():  # warm-up: allocator, optimizer state, kernels
         for _ in range(2):
             train_step(v, model, opt, x, y)
@@ -143,6 +148,8 @@ def main() -> None:
     p.add_argument("--blocks", type=int, default=5, help="alternating timing blocks")
     p.add_argument("--steps", type=int, default=3, help="steps per timing block")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--rule", choices=["paper", "reference"], default="paper",
+                   help="the plane step: paper-time, or the authors' code's (update_rule)")
     p.add_argument("--child", choices=["float", "quant"], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -155,7 +162,7 @@ def main() -> None:
     med = {v: statistics.median(t) for v, t in times.items()}
     print(
         f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, "
-        f"{args.bits}-bit weights, {args.act_bits}-bit activations"
+        f"{args.bits}-bit weights, {args.act_bits}-bit activations, {args.rule} plane rule"
     )
     for v in ("float", "quant"):
         print(
