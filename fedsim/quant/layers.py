@@ -139,15 +139,13 @@ class BitPlaneLayer(nn.Module):
         p.grad = None
         self.place = place_values(bits, device=p.device, dtype=p.dtype)
 
-    def keep_planes_(self, lo: int, hi: int, scale_factor: float = 1.0) -> None:
-        """Keep planes ``lo..hi-1`` only (LSB first) and multiply the scale by ``scale_factor``.
+    def keep_planes_(self, lo: int, hi: int) -> None:
+        """Keep planes ``lo..hi-1`` only (LSB first); the scale is the caller's to adjust.
 
         Used by precision reduction; copies the kept planes into a right-sized tensor so no
         stale storage is kept alive (or serialised) behind a view.
         """
         self.place = _keep_plane_range(self.planes, lo, hi, self.place)
-        if scale_factor != 1.0:
-            self.scale.data.mul_(scale_factor)
 
     # -- encode / decode --------------------------------------------------------------------
     @torch.no_grad()
@@ -238,12 +236,10 @@ class BitPlaneLayer(nn.Module):
             p.grad = None
             self.bias_place = place_values(bits, device=p.device, dtype=p.dtype)
 
-    def keep_bias_planes_(self, lo: int, hi: int, scale_factor: float = 1.0) -> None:
+    def keep_bias_planes_(self, lo: int, hi: int) -> None:
         """Precision reduction of the bias planes (see :meth:`keep_planes_`)."""
-        assert self.bias_planes is not None and self.bias_scale is not None
+        assert self.bias_planes is not None
         self.bias_place = _keep_plane_range(self.bias_planes, lo, hi, self.bias_place)
-        if scale_factor != 1.0:
-            self.bias_scale.data.mul_(scale_factor)
 
     @torch.no_grad()
     def load_float_bias_(self, bias: Tensor, bits: int | None = None) -> None:
