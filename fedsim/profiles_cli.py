@@ -178,3 +178,39 @@ def calibrate_cmd(output: Path, threads: int, quick: bool, models: tuple[str, ..
 
 def _g(x: float | None) -> str:
     return "-" if x is None else f"{x:g}"
+
+
+@profiles.command("check")
+@click.argument("table", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--device", "devices", multiple=True,
+              help="Only rows of this device (repeatable; default: every device in the table).")
+@click.option("--fit", "fit_device", default=None, metavar="DEVICE",
+              help="Fit DEVICE's per-class efficiencies on its `fit` rows, report every row "
+                   "with the fitted profile and write it to --output.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --fit: the profile YAML to write.")
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write every prediction as CSV.")
+@click.option("--strict", is_flag=True,
+              help="Exit 1 when a holdout row misses +-30 % or a device's ranking breaks.")
+@_extra
+@handle_errors
+def check_cmd(table: Path | None, devices: tuple[str, ...], fit_device: str | None,
+              output: Path | None, csv_out: Path | None, strict: bool,
+              extra: tuple[Path, ...]) -> None:
+    """Predict published on-device training times (TABLE, default: the shipped one).
+
+    Per row: measured and predicted seconds per batch, the error and where the predicted time
+    goes; per device: whether the cost model orders the models as the measurements do.
+    """
+    from fedsim.calibration.report import run_check
+
+    if fit_device is not None and output is None:
+        raise InputError("--fit needs --output FILE (the fitted profile to write)",
+                         key="--output")
+    if output is not None and fit_device is None:
+        raise InputError("--output only applies with --fit DEVICE", key="--output")
+    ok = run_check(_library(extra), table, devices=devices, fit_device=fit_device,
+                   output=output, csv_out=csv_out, echo=click.echo)
+    if strict and not ok:
+        raise SystemExit(1)

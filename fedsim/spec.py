@@ -30,7 +30,13 @@ class LayerSpec:
         macs: forward multiply-accumulates per sample.
         act_elems: output activation elements per sample (saved for backward).
         quantized: whether FedMPQ-style methods give this layer bit planes (1x1 shortcut convs
-            stay float, see FEDMPQ.md section 1).
+            stay float, see docs/fedmpq.md).
+        in_elems: input activation elements per sample (read by the forward pass and both
+            backward passes; 0 when unknown, e.g. a hand-written table).
+        groups: convolution groups (1 for dense convs and linear layers).
+        depthwise: a convolution with one input channel per group (``groups ==
+            in_channels > 1``): a memory-bound operator that runs far below a CPU's peak, so
+            the cost model prices it in its own operator class.
     """
 
     name: str
@@ -40,6 +46,45 @@ class LayerSpec:
     macs: int
     act_elems: int
     quantized: bool = True
+    in_elems: int = 0
+    groups: int = 1
+    depthwise: bool = False
+
+    @property
+    def op_class(self) -> str:
+        """The cost model's operator class: ``dense_conv``, ``depthwise_conv`` or ``linear``."""
+        if self.kind == "linear":
+            return "linear"
+        return "depthwise_conv" if self.depthwise else "dense_conv"
+
+
+#: Kinds of element-wise work in :class:`ElementwiseSpec` (what the forward pass dispatched).
+ELEMENTWISE_KINDS: tuple[str, ...] = ("norm", "activation", "binary", "pool", "other")
+
+
+@dataclass(frozen=True)
+class ElementwiseSpec:
+    """One operator that is not a conv/linear layer (BatchNorm, ReLU, a residual add, pooling).
+
+    Why it is in the table: these operators do a few flops per element and are bound by
+    memory traffic; on a CPU they take a large share of a depthwise-separable network's step
+    (MobileNetV2 has 52 BatchNorms and 35 ReLU6s beside its 52 convolutions), so a cost model
+    that prices only MACs gets such networks' time, and their ranking against dense networks,
+    wrong.
+
+    Attributes:
+        name: the operator as dispatched (``native_batch_norm``, ``hardtanh_``, ``add``).
+        kind: one of :data:`ELEMENTWISE_KINDS`.
+        in_elems: elements read per sample (every input that scales with the batch).
+        out_elems: elements written per sample.
+        flops: arithmetic operations per sample of the forward pass.
+    """
+
+    name: str
+    kind: str
+    in_elems: int
+    out_elems: int
+    flops: int
 
 
 @dataclass(frozen=True)
@@ -54,6 +99,8 @@ class ModelSpec:
         other_act_elems: per-sample activation elements of non conv/linear ops that are saved
             for backward (BatchNorm, ReLU outputs); feeds the memory model.
         input_elems: elements of one input sample.
+        elementwise: every other operator of the forward pass, in dispatch order (empty for a
+            hand-written table: the cost model then prices conv/linear work only).
     """
 
     name: str
@@ -62,6 +109,7 @@ class ModelSpec:
     other_act_elems: int = 0
     input_elems: int = 0
     extra: dict[str, float] = field(default_factory=dict)
+    elementwise: tuple[ElementwiseSpec, ...] = ()
 
     @property
     def quantized_layers(self) -> tuple[LayerSpec, ...]:

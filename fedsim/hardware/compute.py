@@ -1,25 +1,35 @@
-"""Training compute time and energy: a per-layer roofline with the device's speed-up law.
+"""Training compute time and energy: an operator-aware roofline with the device's speed-up law.
 
-For layer ``l`` with forward MACs ``M_l`` per sample, ``P_l`` weights, ``A_l`` output
-activation elements per sample, weight bits ``b_l`` and activation bits ``a_l``, batch ``B``
-and ``S`` local steps (COST_MODEL.md sections 2 and 3)::
+Every operator of one training step is priced as ``max(compute at its class's efficiency,
+bytes moved / bandwidth)``, summed over operators and passes (docs/hardware.md, section 2).
+Per conv/linear layer ``l`` (forward MACs ``M_l`` per sample, ``P_l`` weights, ``I_l`` / ``O_l``
+input / output elements per sample, weight bits ``b_l``, activation bits ``a_l``, batch ``B``)
+and per element-wise operator ``e`` (``f_e`` flops, ``I_e + O_e`` elements per sample)::
 
-    ops_l     = 3 M_l B                                       MACs per step (backward ~ 2x forward)
-    bytes_l   = 3 (P_l b_l + B A_l a_l) / 8 + 4 P_l           bytes per step (3 passes touch
-                                                              weights and activations at their
-                                                              bits; the float gradient is written)
-    t_l       = max( ops_l / (eta R s(b_l, a_l)),  bytes_l / BW )     seconds per step
-    time_s    = S sum_l t_l
-    energy_j  = P_active time_s                                          (power model measured)
-              = S sum_l [ops_l e_mac(b_l, a_l) + 8 bytes_l e_mem] + P_static time_s  (bottom_up)
-    e_mac(b, a) = mac_mult_pj (b a / 64) + mac_add_pj                    (pJ)
+    layer, forward         M B MACs   (P b + B (I + O) a) / 8 bytes
+    layer, backward data   M B MACs   (P b + B (I + O) a) / 8 bytes
+    layer, backward weight M B MACs   B (I + O) a / 8 + 4 P bytes  (the float gradient)
+    element-wise e         3 f_e B flops, 3 x 4 B (I_e + O_e) bytes  (backward ~ 2x forward)
+    optimizer step         4 N flops, 20 N bytes    (N = all parameters; SGD with momentum
+                                                     reads weight, gradient, momentum and
+                                                     writes weight, momentum, in float)
+    t_op   = max( work / (eta_class R s(b, a)),  bytes / BW )   per operator and pass
+    t_step = sum t_op + op_overhead (3 L + 2 E + 1 calls)
+    time_s = S t_step                                             S local steps
+    energy_j = P_active time_s                                     (power model measured)
+             = S [sum MACs e_mac(b, a) + flops_ew mac_add_pj + 8 bytes e_mem] + P_static time_s
+    e_mac(b, a) = mac_mult_pj (b a / 64) + mac_add_pj             (pJ, bottom_up)
 
-``R = peak_gflops 1e9 / 2`` MAC/s (a MAC is 2 ops), ``eta = utilization``, ``BW`` in bytes/s.
-Layers that are not quantized (1x1 shortcut convs) run at 32/32 bits; quantized layers take
-their bit from the bit vector and the activation bits ``act_bits`` (None = float, 32).
-Only conv/linear layers are charged; BatchNorm/ReLU work is left out (a few percent).
+``R = peak_gflops 1e9 / 2`` MAC/s for conv/linear (a MAC is 2 ops) and ``peak_gflops 1e9``
+flop/s for element-wise work; ``eta_class`` is the profile's efficiency of the operator's
+class (``dense_conv``, ``depthwise_conv``, ``linear``, ``elementwise``); ``BW`` in bytes/s.
+Only conv/linear MACs get the precision law's speed-up ``s(b, a)``: element-wise work and the
+optimizer run in float. Layers that are not quantized (1x1 shortcut convs) run at 32/32 bits;
+quantized layers take their bit from the bit vector and ``act_bits`` (None = float, 32).
 
-Time and energy are linear in ``steps``; there is no fixed per-round overhead here.
+What is not charged: the bit-plane bookkeeping of FedMPQ-style training (assembling weights
+from planes, one optimizer state per plane): it is method work on float units, which a
+host's calibrated ``table`` profile measures. Time and energy are linear in ``steps``.
 """
 
 from __future__ import annotations
@@ -30,12 +40,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedsim.hardware.laws import speedup
-from fedsim.hardware.schema import DeviceProfile
+from fedsim.hardware.schema import OP_CLASSES, ComputeProfile, DeviceProfile
 from fedsim.spec import FLOAT_BITS, ModelSpec
 
 MAC_OPS = 2.0  #: ops per multiply-accumulate in peak_gflops
-TRAIN_PASSES = 3.0  #: forward + backward (data) + backward (weights), COST_MODEL.md section 1
 GRAD_BYTES = 4.0  #: bytes per weight gradient written each step (float)
+EW_PASSES = 3.0  #: element-wise work: forward + backward (about twice the forward)
+EW_BYTES = 4.0  #: element-wise operators read and write float activations
+OPT_FLOPS = 4.0  #: flops per parameter of an SGD-with-momentum step
+OPT_BYTES = 20.0  #: bytes per parameter of that step (3 float reads, 2 float writes)
+#: Columns of :func:`step_time_breakdown`: the operator classes, then these two.
+BREAKDOWN: tuple[str, ...] = (*OP_CLASSES, "optimizer", "overhead")
+_LAYER_CLASSES = OP_CLASSES[:3]
 
 
 @dataclass(frozen=True)
@@ -48,22 +64,39 @@ class ComputeCost:
 
 @dataclass(frozen=True)
 class LayerTable:
-    """The model's layer table as arrays (one entry per conv/linear layer)."""
+    """The model's layer table as arrays: conv/linear layers (``L``), element-wise ops (``E``)."""
 
     macs: np.ndarray  # (L,) forward MACs per sample
     params: np.ndarray  # (L,) weights
+    in_elems: np.ndarray  # (L,) input activation elements per sample
     act_elems: np.ndarray  # (L,) output activation elements per sample
     quantized: np.ndarray  # (L,) bool
+    op_class: np.ndarray  # (L,) index into _LAYER_CLASSES
+    ew_flops: np.ndarray  # (E,) forward flops per sample
+    ew_elems: np.ndarray  # (E,) elements read + written per sample (forward)
+    all_params: float  # every parameter the optimizer updates
 
     @classmethod
     def of(cls, spec: ModelSpec) -> LayerTable:
         layers = spec.layers
+        ew = spec.elementwise
         return cls(
             macs=np.array([layer.macs for layer in layers], dtype=np.float64),
             params=np.array([layer.params for layer in layers], dtype=np.float64),
+            in_elems=np.array([layer.in_elems for layer in layers], dtype=np.float64),
             act_elems=np.array([layer.act_elems for layer in layers], dtype=np.float64),
             quantized=np.array([layer.quantized for layer in layers], dtype=bool),
+            op_class=np.array([_LAYER_CLASSES.index(layer.op_class) for layer in layers],
+                              dtype=np.intp),
+            ew_flops=np.array([e.flops for e in ew], dtype=np.float64),
+            ew_elems=np.array([e.in_elems + e.out_elems for e in ew], dtype=np.float64),
+            all_params=float(spec.total_params),
         )
+
+    @property
+    def n_calls(self) -> int:
+        """Operator calls per step: 3 passes per layer, 2 per element-wise op, 1 optimizer."""
+        return 3 * len(self.macs) + 2 * len(self.ew_flops) + 1
 
 
 def validate_bits(bits: np.ndarray, what: str = "bit-width") -> None:
@@ -115,14 +148,50 @@ def _check_batch_steps(batch_size: int, steps: np.ndarray) -> None:
         raise ValueError("steps must be >= 0")
 
 
-def step_traffic_bytes(
+def layer_phase_bytes(
     table: LayerTable, w: np.ndarray, a: np.ndarray, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bytes per (client, layer) of a forward (= backward-data) pass and of the weight pass."""
+    acts = batch_size * (table.in_elems + table.act_elems) * a / 8.0
+    return table.params * w / 8.0 + acts, acts + GRAD_BYTES * table.params
+
+
+def step_time_breakdown(
+    compute: ComputeProfile, table: LayerTable, w: np.ndarray, a: np.ndarray, batch_size: int
 ) -> np.ndarray:
-    """Bytes moved per step per (client, layer): see the module docstring."""
-    return (
-        TRAIN_PASSES * (table.params * w + batch_size * table.act_elems * a) / 8.0
-        + GRAD_BYTES * table.params
-    )
+    """Seconds per step of each :data:`BREAKDOWN` column, one row per bit vector in ``w``.
+
+    ``w`` and ``a`` are (n, L) weight and activation bits of every layer (32 = float).
+    """
+    eff = np.array([compute.efficiency.of(c) for c in _LAYER_CLASSES])
+    mac_rate = eff[table.op_class] * compute.peak_gflops * 1e9 / MAC_OPS  # (L,)
+    flop_rate = compute.efficiency.elementwise * compute.peak_gflops * 1e9
+    bw = compute.mem_bandwidth_gb_s * 1e9
+    compute_s = table.macs * batch_size / (mac_rate * speedup(compute, w, a))  # (n, L)
+    fwd_bytes, wgt_bytes = layer_phase_bytes(table, w, a, batch_size)
+    t_layer = (2.0 * np.maximum(compute_s, fwd_bytes / bw)
+               + np.maximum(compute_s, wgt_bytes / bw))
+    out = np.zeros((w.shape[0], len(BREAKDOWN)))
+    for k in range(len(_LAYER_CLASSES)):
+        out[:, k] = t_layer[:, table.op_class == k].sum(axis=1)
+    ew = EW_PASSES * np.maximum(table.ew_flops * batch_size / flop_rate,
+                                EW_BYTES * table.ew_elems * batch_size / bw)
+    out[:, 3] = ew.sum()
+    out[:, 4] = max(OPT_FLOPS * table.all_params / flop_rate, OPT_BYTES * table.all_params / bw)
+    out[:, 5] = compute.op_overhead_us * 1e-6 * table.n_calls
+    return out
+
+
+def step_work(
+    table: LayerTable, w: np.ndarray, a: np.ndarray, batch_size: int
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """Per step: MACs per layer (L,), element-wise + optimizer flops, bytes per client (n,)."""
+    fwd_bytes, wgt_bytes = layer_phase_bytes(table, w, a, batch_size)
+    layer_bytes = (2.0 * fwd_bytes + wgt_bytes).sum(axis=1)
+    ew_bytes = EW_PASSES * EW_BYTES * table.ew_elems.sum() * batch_size
+    ew_flops = EW_PASSES * table.ew_flops.sum() * batch_size + OPT_FLOPS * table.all_params
+    macs = 3.0 * table.macs * batch_size
+    return macs, float(ew_flops), layer_bytes + ew_bytes + OPT_BYTES * table.all_params
 
 
 def train_cost_batch(
@@ -157,23 +226,15 @@ def train_cost_batch(
     _check_batch_steps(batch_size, steps_arr)
     table = LayerTable.of(spec)
 
-    rate = np.empty(n)  # effective MAC/s (eta R)
-    bw = np.empty(n)  # bytes/s
-    s = np.empty(w.shape)
+    time_s = np.empty(n)
     groups: dict[object, list[int]] = {}
     for i, p in enumerate(profiles):
         groups.setdefault(p.compute, []).append(i)
     for idx_list in groups.values():
         idx = np.asarray(idx_list)
         c = profiles[idx_list[0]].compute
-        rate[idx] = c.utilization * c.peak_gflops * 1e9 / MAC_OPS
-        bw[idx] = c.mem_bandwidth_gb_s * 1e9
-        s[idx] = speedup(c, w[idx], a[idx])
-
-    ops = TRAIN_PASSES * table.macs * batch_size  # (L,) MACs per step
-    traffic = step_traffic_bytes(table, w, a, batch_size)  # (n, L)
-    t_layer = np.maximum(ops / (rate[:, None] * s), traffic / bw[:, None])
-    time_s = steps_arr * t_layer.sum(axis=1)
+        time_s[idx] = step_time_breakdown(c, table, w[idx], a[idx], batch_size).sum(axis=1)
+    time_s *= steps_arr
 
     energy_j = np.empty(n)
     measured = np.array([p.power.model == "measured" for p in profiles], dtype=bool)
@@ -186,8 +247,9 @@ def train_cost_batch(
         add = np.array([profiles[i].power.mac_add_pj or 0.0 for i in bu])
         mem = np.array([profiles[i].power.mem_pj_per_bit or 0.0 for i in bu])
         static = np.array([profiles[i].power.static_w for i in bu])
+        macs, ew_flops, traffic = step_work(table, w[bu], a[bu], batch_size)
         e_mac_pj = mult[:, None] * (w[bu] * a[bu] / 64.0) + add[:, None]
-        per_step_pj = (ops * e_mac_pj).sum(axis=1) + 8.0 * traffic[bu].sum(axis=1) * mem
+        per_step_pj = (macs * e_mac_pj).sum(axis=1) + ew_flops * add + 8.0 * traffic * mem
         energy_j[bu] = steps_arr[bu] * per_step_pj * 1e-12 + static * time_s[bu]
     return time_s, energy_j
 

@@ -179,6 +179,10 @@ def _describe_error(err: Mapping[str, Any], cls: type[BaseModel], loc: list[str 
         parent = _model_at(cls, loc[:-1])
         allowed = yaml_keys(parent) if parent is not None else []
         word = str(loc[-1]) if loc else ""
+        if word == "utilization" and loc[:-1] == ["compute"]:
+            return ("compute.utilization was replaced by compute.efficiency, one fraction of "
+                    "peak per operator class (dense_conv, depthwise_conv, linear, "
+                    "elementwise): see docs/hardware.md")
         return f"unknown key{_suggest(word, allowed)}; expected one of: {', '.join(allowed)}"
     if kind == "missing":
         return "missing required key"

@@ -130,6 +130,41 @@ class LatencyTable(_Frozen):
         return self
 
 
+#: The cost model's operator classes, in the order of :class:`Efficiency`'s fields.
+OP_CLASSES: tuple[str, ...] = ("dense_conv", "depthwise_conv", "linear", "elementwise")
+
+#: Default efficiencies (fraction of ``peak_gflops`` a class reaches in training), used for
+#: every class a profile does not state: the medians over the three CPU profiles calibrated on
+#: published training times (raspberry_pi_4, raspberry_pi_5, snapdragon_855_phone;
+#: docs/hardware.md, "Operator classes"), rounded. A profile should state its own.
+DEFAULT_EFFICIENCY: dict[str, float] = {
+    "dense_conv": 0.41,
+    "depthwise_conv": 0.014,
+    "linear": 0.15,
+    "elementwise": 0.0021,
+}
+
+
+class Efficiency(_Frozen):
+    """Fraction of the peak rate each operator class reaches in real training code.
+
+    Why per class: on CPUs and GPUs a dense 3x3 convolution reaches a good share of peak,
+    while a depthwise convolution (a few MACs per weight, little reuse), a small linear layer
+    and element-wise work (BatchNorm, activations, adds, pooling: a few flops per element)
+    run far below it. One utilisation for everything gets a depthwise-separable network's
+    time, and its ranking against dense networks, wrong. ``elementwise`` is a fraction of
+    the peak *flop* rate (a MAC counts as 2 flops, as in ``peak_gflops``).
+    """
+
+    dense_conv: Fraction = DEFAULT_EFFICIENCY["dense_conv"]
+    depthwise_conv: Fraction = DEFAULT_EFFICIENCY["depthwise_conv"]
+    linear: Fraction = DEFAULT_EFFICIENCY["linear"]
+    elementwise: Fraction = DEFAULT_EFFICIENCY["elementwise"]
+
+    def of(self, op_class: str) -> float:
+        return float(getattr(self, op_class))
+
+
 class ComputeProfile(_Frozen):
     """Compute side of the roofline.
 
@@ -138,8 +173,11 @@ class ComputeProfile(_Frozen):
         peak_gflops: peak rate at the mode's *base precision*, G ops/s with a MAC = 2 ops:
             fp32 for ``float`` and ``int8`` (the int8 gain multiplies it), W8A8 for
             ``bit_flexible`` and ``bit_serial``, the entry with relative latency 1 for ``table``.
-        utilization: fraction of peak that real training code reaches (0.1-0.4; calibrate).
-        mem_bandwidth_gb_s: memory bandwidth, GB/s.
+        efficiency: per operator class, the fraction of peak that real training code reaches
+            (:class:`Efficiency`; calibrate with ``fedsim profiles check --fit``).
+        mem_bandwidth_gb_s: memory bandwidth that training code achieves, GB/s.
+        op_overhead_us: fixed time per operator call (framework dispatch, kernel launch),
+            charged once per conv/linear layer and element-wise operator per pass.
         int8_speedup: ``int8`` mode: gain over the float rate when weights and activations
             are both <= 8 bits.
         int4_extra_speedup: ``int8`` mode: further gain when both are <= 4 bits (1 = none).
@@ -148,8 +186,9 @@ class ComputeProfile(_Frozen):
 
     mode: PrecisionMode
     peak_gflops: PosFloat
-    utilization: Fraction
+    efficiency: Efficiency = Efficiency()
     mem_bandwidth_gb_s: PosFloat
+    op_overhead_us: NonNegFloat = 0.0
     int8_speedup: SpeedUp | None = None
     int4_extra_speedup: SpeedUp = 1.0
     latency_table: LatencyTable | None = None

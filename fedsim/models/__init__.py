@@ -11,6 +11,8 @@ scenario can be rejected before anything is built):
   widths, default ``[64]``, may be empty), ``batchnorm`` (bool, default true).
 * ``resnet20`` / ``resnet32`` / ``resnet44`` / ``resnet56`` — ``shortcut``: ``"A"`` (default,
   parameter-free) or ``"B"`` (float 1x1 conv + BatchNorm).
+* ``torchvision.<builder>`` — any torchvision classification model; ``options`` are the
+  builder's keyword arguments (:mod:`fedsim.models.tvzoo`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from torch import nn
 
 from fedsim.errors import InputError
 from fedsim.models.cnn import DEFAULT_CHANNELS, DEFAULT_HIDDEN, SmallCNN
+from fedsim.models.measure import model_spec
 from fedsim.models.resnet import RESNET_DEPTHS, BasicBlock, CifarResNet, PadShortcut
 from fedsim.models.slots import (
     ActivationSlot,
@@ -30,7 +33,11 @@ from fedsim.models.slots import (
     mark_float,
     quantizable_layers,
 )
-from fedsim.spec import LayerSpec, ModelSpec
+from fedsim.models.tvzoo import (
+    build_torchvision,
+    is_torchvision_name,
+    validate_torchvision_options,
+)
 
 MODEL_NAMES: tuple[str, ...] = ("cnn", "resnet20", "resnet32", "resnet44", "resnet56")
 
@@ -38,18 +45,6 @@ _MODEL_OPTIONS: dict[str, tuple[str, ...]] = {
     "cnn": ("channels", "hidden", "batchnorm"),
     **{name: ("shortcut",) for name in RESNET_DEPTHS},
 }
-
-#: Modules whose per-sample outputs feed ``ModelSpec.other_act_elems`` (saved for backward).
-_OTHER_ACT_TYPES = (
-    nn.modules.batchnorm._BatchNorm,
-    nn.ReLU,
-    nn.ReLU6,
-    nn.MaxPool2d,
-    nn.AvgPool2d,
-    nn.AdaptiveAvgPool2d,
-    nn.AdaptiveMaxPool2d,
-)
-
 
 def reinitialise_(model: nn.Module, seed: int) -> nn.Module:
     """Draw a fresh initialisation of ``model`` in place from ``seed`` (the global torch RNG
@@ -82,7 +77,7 @@ def _width_list(value: Any, key: str, *, allow_empty: bool) -> list[int]:
 
 
 def _normalised_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Check ``options`` for ``name`` and return them with defaults filled in."""
+    """Check ``options`` for a zoo model ``name`` and return them with defaults filled in."""
     if name not in MODEL_NAMES:
         raise InputError(
             f"unknown model {name!r}; known models: {', '.join(MODEL_NAMES)}", key="model.name"
@@ -117,8 +112,12 @@ def _normalised_options(name: str, options: Mapping[str, Any] | None) -> dict[st
 def validate_model_options(name: str, options: Mapping[str, Any] | None) -> None:
     """Raise :class:`InputError` (key ``model.<opt>``) for an unknown model or bad options.
 
-    Needs no torch work, so a scenario can be checked before any model is built.
+    Zoo models need no torch work; a torchvision model is built on the meta device (no
+    memory, no weights), so a scenario can be checked before anything real is built.
     """
+    if is_torchvision_name(name):
+        validate_torchvision_options(name, options)
+        return
     _normalised_options(name, options)
 
 
@@ -130,12 +129,16 @@ def build_model(
     image_size: int,
     options: Mapping[str, Any] | None = None,
 ) -> nn.Module:
-    """Build a float model of the zoo (activation slots in place, shortcut convs marked float).
+    """Build a float model of the zoo (activation slots in place, shortcut convs marked float)
+    or of torchvision (``torchvision.<builder>``, its stem adapted to ``in_channels``).
 
     Raises:
         InputError: unknown name or bad options.
         ValueError: non-positive ``in_channels`` / ``num_classes`` / ``image_size``.
     """
+    if is_torchvision_name(name):
+        return build_torchvision(name, in_channels=in_channels, num_classes=num_classes,
+                                 options=options)
     opts = _normalised_options(name, options)
     for arg, value in (
         ("in_channels", in_channels),
@@ -153,95 +156,6 @@ def build_model(
         in_channels=in_channels,
         num_classes=num_classes,
         shortcut=opts["shortcut"],
-    )
-
-
-def model_spec(model: nn.Module, *, name: str, input_shape: tuple[int, int, int]) -> ModelSpec:
-    """Measure the layer table of ``model`` with one forward pass of a zero sample.
-
-    Layers are listed in ``named_modules()`` order (the bit-vector order of
-    :func:`~fedsim.models.slots.quantizable_layers`). Per layer: weight and bias sizes, MACs
-    per sample (conv: output elements x ``in/groups x kh x kw``; linear: output elements x
-    ``in_features``), output elements per sample. ``float_params`` counts every floating
-    parameter and buffer element that is not a conv/linear weight (BatchNorm's integer
-    ``num_batches_tracked`` is not a float and is left out). The model's train/eval flags are
-    restored afterwards, and no gradient or BatchNorm statistic changes (eval mode, no_grad).
-
-    Raises:
-        ValueError: a conv/linear layer was not called by the forward pass (its cost would be
-            unknown).
-    """
-    layer_modules = [
-        (n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)
-    ]
-    out_elems: dict[int, int] = {id(m): 0 for _, m in layer_modules}
-    other = [0]
-
-    def layer_hook(module: nn.Module, _inp: Any, out: torch.Tensor) -> None:
-        out_elems[id(module)] += int(out[0].numel())
-
-    def other_hook(_module: nn.Module, _inp: Any, out: torch.Tensor) -> None:
-        other[0] += int(out[0].numel())
-
-    handles = [m.register_forward_hook(layer_hook) for _, m in layer_modules]
-    handles += [
-        m.register_forward_hook(other_hook)
-        for m in model.modules()
-        if isinstance(m, _OTHER_ACT_TYPES)
-    ]
-    modes = [(m, m.training) for m in model.modules()]
-    first = next(iter(model.parameters()), None)
-    x = torch.zeros(
-        (1, *input_shape),
-        dtype=first.dtype if first is not None else torch.float32,
-        device=first.device if first is not None else None,
-    )
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-        for m, mode in modes:
-            m.training = mode
-
-    layers = []
-    weight_ids = set()
-    for lname, m in layer_modules:
-        acts = out_elems[id(m)]
-        if acts == 0:
-            raise ValueError(f"layer {lname!r} was not used by the forward pass of {name}")
-        if isinstance(m, nn.Conv2d):
-            kh, kw = m.kernel_size
-            macs = acts * (m.in_channels // m.groups) * kh * kw
-            kind = "conv"
-        else:
-            macs = acts * m.in_features
-            kind = "linear"
-        weight_ids.add(id(m.weight))
-        layers.append(
-            LayerSpec(
-                name=lname,
-                kind=kind,
-                params=int(m.weight.numel()),
-                bias_params=int(m.bias.numel()) if m.bias is not None else 0,
-                macs=int(macs),
-                act_elems=acts,
-                quantized=not is_float_only(m),
-            )
-        )
-    float_params = sum(
-        int(t.numel())
-        for t in (*model.parameters(), *model.buffers())
-        if t.is_floating_point() and id(t) not in weight_ids
-    )
-    return ModelSpec(
-        name=name,
-        layers=tuple(layers),
-        float_params=float_params,
-        other_act_elems=other[0],
-        input_elems=int(torch.Size(input_shape).numel()),
     )
 
 

@@ -412,7 +412,9 @@ def base_profile() -> dict[str, Any]:
 # (lo, lo inclusive, hi, hi inclusive); numbers are strict: any string is wrong
 PROF_FLOAT: dict[Path_, tuple[float | None, bool, float | None, bool]] = {
     ("compute", "peak_gflops"): (0, False, None, False),
-    ("compute", "utilization"): (0, False, 1, True),
+    ("compute", "efficiency", "dense_conv"): (0, False, 1, True),
+    ("compute", "efficiency", "elementwise"): (0, False, 1, True),
+    ("compute", "op_overhead_us"): (0, True, None, False),
     ("compute", "mem_bandwidth_gb_s"): (0, False, None, False),
     ("power", "active_w"): (0, False, None, False),
     ("power", "idle_w"): (0, True, None, False),
@@ -423,11 +425,11 @@ PROF_CHOICE: list[Path_] = [("class",), ("compute", "mode"), ("power", "model")]
 PROF_STR: list[Path_] = [("name",), ("class",), ("description",), ("link",),
                          ("compute", "mode"), ("power", "model"), ("sources", 0, "cite"),
                          ("sources", 0, "url"), ("sources", 1, "fields", 0)]
-PROF_MAPPINGS: list[Path_] = [(), ("compute",), ("power",), ("memory",), ("sources", 0),
+PROF_MAPPINGS: list[Path_] = [(), ("compute",), ("compute", "efficiency"), ("power",), ("memory",), ("sources", 0),
                               ("sources", 3)]
 PROF_REQUIRED: list[Path_] = [
     ("name",), ("class",), ("compute",), ("power",), ("memory",), ("link",), ("sources",),
-    ("compute", "mode"), ("compute", "peak_gflops"), ("compute", "utilization"),
+    ("compute", "mode"), ("compute", "peak_gflops"),
     ("compute", "mem_bandwidth_gb_s"), ("power", "idle_w"), ("memory", "ram_mb"),
     ("memory", "usable_fraction"), ("sources", 0, "fields"), ("sources", 2, "cite"),
 ]
@@ -472,9 +474,11 @@ def profile_cases() -> st.SearchStrategy[Case]:
 
     def duplicate(path: Path_, value: float) -> Case:
         lines = dump(base_profile()).splitlines()
-        section, leaf = path
-        at = lines.index(f"{section}:") + 1
-        lines.insert(at, f"  {leaf}: {value!r}")
+        *sections, leaf = path
+        at = 0
+        for depth, section in enumerate(sections):  # walk down to the leaf's mapping
+            at = lines.index(f"{'  ' * depth}{section}:", at) + 1
+        lines.insert(at, f"{'  ' * len(sections)}{leaf}: {value!r}")
         return Case("duplicate key", "\n".join(lines) + "\n", key_of(path), "duplicate key")
 
     def tagged(path: Path_, tag: str) -> Case:

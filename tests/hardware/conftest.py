@@ -64,7 +64,9 @@ def device_dict(**compute: Any) -> dict[str, Any]:
     base_compute = {
         "mode": "float",
         "peak_gflops": 2.0,  # 1e9 MAC/s
-        "utilization": 0.5,  # -> 5e8 MAC/s effective
+        # every class at 0.5 -> 5e8 MAC/s effective for conv/linear, 1e9 flop/s element-wise
+        "efficiency": {"dense_conv": 0.5, "depthwise_conv": 0.5, "linear": 0.5,
+                       "elementwise": 0.5},
         "mem_bandwidth_gb_s": 1.0,  # 1e9 B/s
     }
     base_compute.update(compute)

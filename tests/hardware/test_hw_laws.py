@@ -101,29 +101,32 @@ def test_roofline_compute_bound_by_hand(make_device, one_layer_spec):
     spec = one_layer_spec(macs=1000, params=100, act_elems=10)
     p = make_device()
     c = train_cost(p, spec, [8], act_bits=None, batch_size=2, steps=3)
-    # ops = 3 * 1000 * 2 = 6000 MAC at 0.5 * 1e9 MAC/s = 1.2e-5 s per step
-    # bytes = 3 * (100 * 8 + 2 * 10 * 32) / 8 + 4 * 100 = 940 B -> 9.4e-7 s: compute-bound
-    assert c.time_s == pytest.approx(3 * 1.2e-5)
-    assert c.energy_j == pytest.approx(2.0 * 3 * 1.2e-5)
+    # each of 3 passes: 1000 * 2 = 2000 MAC at 0.5 * 1e9 MAC/s = 4e-6 s; bytes: forward
+    # 100 * 8 / 8 + 2 * 10 * 32 / 8 = 180 B (1.8e-7 s), weight pass 80 + 4 * 100 = 480 B:
+    # compute-bound, 1.2e-5 s. Optimizer: 100 params, max(4 * 100 / 1e9, 20 * 100 / 1e9) = 2e-6
+    assert c.time_s == pytest.approx(3 * 1.4e-5)
+    assert c.energy_j == pytest.approx(2.0 * 3 * 1.4e-5)
 
 
 def test_roofline_memory_bound_by_hand(make_device, one_layer_spec):
     spec = one_layer_spec(macs=1000, params=100, act_elems=10)
     p = make_device(mem_bandwidth_gb_s=1e-6)  # 1000 B/s
     c = train_cost(p, spec, [8], act_bits=None, batch_size=2, steps=3)
-    assert c.time_s == pytest.approx(3 * 940 / 1000)
-    # fewer bits lower the memory traffic on float hardware: 3 * (100*4 + 640) / 8 + 400 = 790
+    # 2 x 180 B + 480 B + optimizer 2000 B at 1000 B/s
+    assert c.time_s == pytest.approx(3 * (2 * 0.18 + 0.48 + 2.0))
+    # fewer bits lower the weight traffic on float hardware: forward 100 * 4 / 8 + 80 = 130 B
     c4 = train_cost(p, spec, [4], act_bits=None, batch_size=2, steps=3)
-    assert c4.time_s == pytest.approx(3 * 790 / 1000)
+    assert c4.time_s == pytest.approx(3 * (2 * 0.13 + 0.48 + 2.0))
 
 
 def test_int8_roofline_by_hand(make_device, one_layer_spec):
     spec = one_layer_spec()
     p = make_device(mode="int8", int8_speedup=2.5)
     c = train_cost(p, spec, [8], act_bits=8, batch_size=2, steps=3)
-    assert c.time_s == pytest.approx(3 * 1.2e-5 / 2.5)
+    # the MACs run 2.5x faster; the optimizer step (float) does not
+    assert c.time_s == pytest.approx(3 * (1.2e-5 / 2.5 + 2e-6))
     c_float_act = train_cost(p, spec, [8], act_bits=None, batch_size=2, steps=3)
-    assert c_float_act.time_s == pytest.approx(3 * 1.2e-5)
+    assert c_float_act.time_s == pytest.approx(3 * (1.2e-5 + 2e-6))
 
 
 def test_bottom_up_energy_by_hand(make_device, one_layer_spec):
@@ -138,10 +141,30 @@ def test_bottom_up_energy_by_hand(make_device, one_layer_spec):
     }
     p = make_device(power=power, mode="bit_flexible")
     c = train_cost(p, spec, [8], act_bits=8, batch_size=2, steps=3)
-    # MACs: 6000 x (0.2 x 64/64 + 0.1) = 1800 pJ; bytes: 3 (800 + 160) / 8 + 400 = 760
-    # -> 6080 bits x 20 pJ = 121600 pJ; per step 123400 pJ
-    assert c.time_s == pytest.approx(3 * 1.2e-5)
-    assert c.energy_j == pytest.approx(3 * 123_400e-12 + 0.5 * c.time_s)
+    # MACs: 6000 x (0.2 x 64/64 + 0.1) = 1800 pJ; optimizer flops 400 x 0.1 = 40 pJ;
+    # bytes: 2 x (100 + 2 * 10 * 8 / 8) + (20 + 400) + 20 x 100 = 2660 -> 21280 bits x 20 pJ
+    assert c.time_s == pytest.approx(3 * (1.2e-5 + 2e-6))
+    assert c.energy_j == pytest.approx(3 * (1800 + 40 + 425_600) * 1e-12 + 0.5 * c.time_s)
+
+
+def test_elementwise_and_depthwise_by_hand(make_device):
+    from fedsim.spec import ElementwiseSpec, LayerSpec, ModelSpec
+
+    spec = ModelSpec(
+        name="dw",
+        layers=(LayerSpec("dw", "conv", params=9, bias_params=0, macs=900, act_elems=100,
+                          in_elems=100, groups=1, depthwise=True),),
+        float_params=0,
+        elementwise=(ElementwiseSpec("relu_", "activation", in_elems=100, out_elems=100,
+                                     flops=100),),
+    )
+    p = make_device(efficiency={"dense_conv": 0.5, "depthwise_conv": 0.01, "linear": 0.5,
+                                "elementwise": 0.001})
+    c = train_cost(p, spec, [32], act_bits=None, batch_size=1, steps=1)
+    # depthwise: 900 MAC at 0.01 * 1e9 MAC/s = 9e-5 s per pass (bytes 36 + 800 B: 8.4e-7 s);
+    # element-wise: 3 x max(100 / (0.001 * 2e9), 4 * 200 / 1e9) = 3 x 5e-5 s;
+    # optimizer: max(36 / 2e6, 180 / 1e9) = 1.8e-5 s
+    assert c.time_s == pytest.approx(3 * 9e-5 + 3 * 5e-5 + 1.8e-5)
 
 
 def test_steps_scale_linearly_and_zero_steps_cost_nothing(spec, make_device):

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from fedsim.errors import InputError
+from fedsim.hardware.schema import DEFAULT_EFFICIENCY
 from fedsim.hardware import (
     PRECISION_MODES,
     DeviceProfile,
@@ -100,7 +101,8 @@ class: sbc
 compute:
   mode: float
   peak_gflops: 10.0
-  utilization: 0.2
+  efficiency:
+    dense_conv: 0.2
   mem_bandwidth_gb_s: 4.0
 power:
   active_w: 5.0
@@ -155,8 +157,23 @@ def test_negative_value_is_named(tmp_path):
 
 
 def test_missing_key_is_named(tmp_path):
-    err = error_for(write(tmp_path, GOOD.replace("  utilization: 0.2\n", "")))
-    assert err.key == "compute.utilization" and "missing" in err.detail
+    err = error_for(write(tmp_path, GOOD.replace("  mem_bandwidth_gb_s: 4.0\n", "")))
+    assert err.key == "compute.mem_bandwidth_gb_s" and "missing" in err.detail
+
+
+def test_old_utilization_key_points_to_efficiency(tmp_path):
+    old = GOOD.replace("  efficiency:\n    dense_conv: 0.2\n", "  utilization: 0.2\n")
+    err = error_for(write(tmp_path, old))
+    assert err.key == "compute.utilization"
+    assert "replaced by compute.efficiency" in err.detail and "depthwise_conv" in err.detail
+
+
+def test_default_efficiencies_fill_missing_classes(tmp_path):
+    p = load_profile_file(write(tmp_path, GOOD))
+    eff = p.compute.efficiency
+    assert eff.dense_conv == 0.2
+    assert eff.depthwise_conv == DEFAULT_EFFICIENCY["depthwise_conv"]
+    assert eff.elementwise == DEFAULT_EFFICIENCY["elementwise"]
 
 
 def test_yaml_syntax_error_names_line_and_key(tmp_path):

@@ -1,0 +1,6 @@
+"""Calibrating the cost model against measurements.
+
+* :mod:`~fedsim.calibration.measurements` — the table of published on-device training times.
+* :mod:`~fedsim.calibration.check` — predicting its rows, ranking models, fitting efficiencies.
+* :mod:`~fedsim.calibration.report` — ``fedsim profiles check`` as text and CSV.
+"""
