@@ -20,25 +20,24 @@ would a client like *this* computer cost?" by measurement instead of datasheets:
    away (it still includes their cache and memory contention). With more threads the CPU time
    of one thread says nothing, so wall time (``time.perf_counter``) is used.
 
-   The cost model (:func:`~fedsim.hardware.train_cost`) is then *inverted*:
-   ``peak_gflops`` is the rate at which it reproduces the float step
-   time with ``utilization: 1`` (the measured rate already includes how far real training code
-   is from the silicon's peak, so no separate utilization is guessed), and each
-   ``relative_latency`` entry is the factor at which it reproduces that setting's step time.
-   The inversion is a bisection on the same roofline the simulator uses, so memory-bound
-   layers are accounted for exactly as in a simulation.
+   The float rate ``peak_gflops`` is measured on its own: a 512 x 512 matrix product, the
+   most efficient thing the host's BLAS does. The per-class efficiencies (dense conv,
+   depthwise conv, linear, element-wise; docs/hardware.md) are then fitted to the float step
+   times of *every* timed model with the law and the fit of ``fedsim profiles check --fit``,
+   so a host profile is priced exactly like a shipped one. Each model is also predicted from a
+   fit on the *other* models only (``held_out``): the honest test of the law on this host.
+   Finally each ``relative_latency`` entry is the factor at which the cost model reproduces
+   that fake-quant setting's step time of the reference model (a bisection on the same
+   roofline the simulator uses).
 
    Fake quantization runs on float units, so the quantized entries come out *above* 1 (the
    bit planes and quantizers are extra float work; W32A4, float weights with quantized
    activations, is about 1) and the table need not grow with bits: it
    is written with ``monotone: false`` (see :class:`~fedsim.hardware.schema.LatencyTable`).
 
-2. **Other models** (default ``resnet20`` on 3x32x32, batch 8) are timed in float and W4A4
-   only, as a cross-check: the report gives their own effective rate and how far the profile
-   (fitted on the reference model) is from their measured step time. A per-MAC roofline cannot
-   give a tiny CNN and a ResNet the same efficiency on a CPU (small convolutions use the
-   vector units poorly), so calibrate with ``models=("resnet20", ...)`` when the simulation
-   trains a ResNet.
+2. **Other models** (default ``torchvision.mobilenet_v2`` on 3x32x32, batch 16, and
+   ``resnet20`` on 3x32x32, batch 8) are timed in float and W4A4: their float steps join the
+   efficiency fit, and the report gives how far the profile is from each measured step.
 
 3. **Memory.** ``ram_mb`` is the installed RAM (psutil), ``usable_fraction`` an estimate
    (0.8), ``mem_bandwidth_gb_s`` a measured single-thread copy of a large numpy array (bytes
@@ -47,10 +46,9 @@ would a client like *this* computer cost?" by measurement instead of datasheets:
 4. **Power** is an estimate (a host has no power meter) and the **link** is ``ethernet``;
    both are marked as such in ``sources:``.
 
-The profile predicts *this* host's own time per local epoch at the calibration batch size and
-thread count (the per-step overhead of the optimizer is folded into the per-MAC rate, so other
-batch sizes are predicted less well). The written file is loaded back with
-:func:`~fedsim.hardware.load_profile_file` before this returns.
+The profile predicts *this* host's own training step at the calibration thread count; other
+batch sizes follow the law (no fixed per-step overhead is fitted here). The written file is
+loaded back with :func:`~fedsim.hardware.load_profile_file` before this returns.
 """
 
 from __future__ import annotations
@@ -74,7 +72,7 @@ W_GRID: tuple[int, ...] = (2, 4, 8, 32)
 A_GRID: tuple[int, ...] = (4, 32)
 #: Settings timed on the non-reference models, as a cross-check: (w_bits, a_bits).
 CHECK_SETTINGS: tuple[tuple[int, int], ...] = ((32, 32), (4, 4))
-DEFAULT_MODELS: tuple[str, ...] = ("cnn", "resnet20")
+DEFAULT_MODELS: tuple[str, ...] = ("cnn", "mobilenet_v2", "resnet20")
 USABLE_FRACTION = 0.8
 LINK = "ethernet"
 #: FedMPQ client hyper-parameters (FEDMPQ.md defaults); speed does not depend on their values.
@@ -102,6 +100,7 @@ class Workload:
 
 WORKLOADS: dict[str, Workload] = {
     "cnn": Workload("cnn", 1, 28, 32),
+    "mobilenet_v2": Workload("torchvision.mobilenet_v2", 3, 32, 16),
     "resnet20": Workload("resnet20", 3, 32, 8),
 }
 
@@ -148,6 +147,8 @@ class CalibrationResult:
     ram_mb: int
     timings: list[Timing] = field(default_factory=list)
     checks: list[ModelCheck] = field(default_factory=list)
+    #: (workload, measured, predicted) float step seconds, each from a fit on the other models
+    held_out: list[tuple[Workload, float, float]] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -181,6 +182,28 @@ def cpu_name() -> str:
         except (OSError, subprocess.SubprocessError):
             pass
     return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def measure_peak_gflops(n: int = 512, reps: int = 20) -> float:
+    """The host's float rate in G ops/s: a square ``n x n`` matrix product (2 n^3 flops) in
+    torch at the current thread count, median of ``reps`` after a warm-up.
+
+    Why a matrix product: it is the most efficient thing the host's BLAS does, so it stands
+    for ``peak_gflops`` and the fitted efficiencies say how far each operator class of real
+    training falls below it, exactly as for a datasheet peak.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen)
+    b = torch.randn(n, n, generator=gen)
+    a @ b  # warm-up
+    times = []
+    for _ in range(max(3, reps)):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2.0 * n**3 / statistics.median(times) / 1e9
 
 
 def measure_mem_bandwidth(nbytes: int = 64 * 2**20, reps: int = 5) -> float:
@@ -319,6 +342,7 @@ def _profile_data(
     device_class: str,
     description: str,
     peak_gflops: float,
+    efficiency: dict[str, float],
     table: Sequence[Sequence[float]],
     mem_bw: float,
     ram_mb: int,
@@ -333,7 +357,7 @@ def _profile_data(
         "compute": {
             "mode": "table",
             "peak_gflops": peak_gflops,
-            "utilization": 1.0,
+            "efficiency": dict(efficiency),
             "mem_bandwidth_gb_s": mem_bw,
             "latency_table": {
                 "w_bits": list(W_GRID),
@@ -357,27 +381,57 @@ def _step_cost(data: dict[str, Any], spec: Any, w: int, a: int, batch: int) -> f
                       batch_size=batch, steps=1).time_s
 
 
-def fit_compute(
-    base: dict[str, Any], spec: Any, timings: Sequence[Timing]
-) -> tuple[float, list[list[float]]]:
-    """Invert the cost model: ``peak_gflops`` and the relative-latency grid that reproduce
-    ``timings`` (one per grid setting, of the reference model) with ``utilization: 1``."""
+def fit_efficiencies(
+    base: dict[str, Any], float_timings: Sequence[tuple[Any, Timing]]
+) -> tuple[dict[str, float], float]:
+    """Per-class efficiencies that reproduce the float step times of every timed model
+    (``(spec, timing)`` pairs) under ``base``'s measured peak and bandwidth; and the rms
+    log error of that fit. The law and the fit are those of ``fedsim profiles check --fit``."""
+    from fedsim.calibration.check import Observation, fit_observations
+    from fedsim.hardware.schema import OP_CLASSES
+
+    prof = DeviceProfile.model_validate(base)
+    obs = [Observation(spec, t.workload.batch_size, 32, t.step_s, t.workload.model)
+           for spec, t in float_timings]
+    fitted, _, rms = fit_observations(prof, obs, fit_overhead=False)
+    return {c: _sig(fitted.compute.efficiency.of(c)) for c in OP_CLASSES}, rms
+
+
+def leave_one_out(
+    base: dict[str, Any], float_timings: Sequence[tuple[Any, Timing]]
+) -> list[tuple[Workload, float, float]]:
+    """For each model: its float step time predicted by efficiencies fitted on the *other*
+    models only (a held-out test of the law on this host). ``(workload, measured, predicted)``.
+    """
+    from fedsim.calibration.check import Observation, step_seconds
+
+    out = []
+    for i, (spec, t) in enumerate(float_timings):
+        rest = [ft for j, ft in enumerate(float_timings) if j != i]
+        if not rest:
+            continue
+        eff, _ = fit_efficiencies(base, rest)
+        prof = DeviceProfile.model_validate(
+            {**base, "compute": {**base["compute"], "efficiency": eff}})
+        pred = step_seconds(prof, Observation(spec, t.workload.batch_size, 32, t.step_s))
+        out.append((t.workload, t.step_s, pred))
+    return out
+
+
+def fit_table(base: dict[str, Any], spec: Any, timings: Sequence[Timing]) -> list[list[float]]:
+    """Invert the cost model: the relative-latency grid that reproduces ``timings`` (one per
+    grid setting, of the reference model) under ``base``'s fitted efficiencies."""
     by = {(t.w_bits, t.a_bits): t for t in timings}
     batch = timings[0].workload.batch_size
     ones = [[1.0] * len(A_GRID) for _ in W_GRID]
 
-    def with_(peak: float, table: list[list[float]]) -> dict[str, Any]:
+    def with_(table: list[list[float]]) -> dict[str, Any]:
         d = dict(base)
-        d["compute"] = {**base["compute"], "peak_gflops": peak,
+        d["compute"] = {**base["compute"],
                         "latency_table": {**base["compute"]["latency_table"],
                                           "relative_latency": table}}
         return d
 
-    t_float = by[(32, 32)].step_s
-    guess = 2.0 * 3.0 * spec.macs_per_sample * batch / t_float / 1e9  # compute-bound guess
-    peak = _solve_log(lambda p: _step_cost(with_(p, ones), spec, 32, 32, batch), t_float,
-                      guess / 4, guess * 1e3)
-    peak = _sig(peak)
     table = [row[:] for row in ones]
     for i, w in enumerate(W_GRID):
         for j, a in enumerate(A_GRID):
@@ -387,10 +441,10 @@ def fit_compute(
             def cost(r: float, i: int = i, j: int = j, w: int = w, a: int = a) -> float:
                 t = [row[:] for row in ones]
                 t[i][j] = r
-                return _step_cost(with_(peak, t), spec, w, a, batch)
+                return _step_cost(with_(t), spec, w, a, batch)
 
             table[i][j] = _sig(_solve_log(cost, by[(w, a)].step_s, 1e-3, 1e3))
-    return peak, table
+    return table
 
 
 # ----------------------------------------------------------------------------- driver
@@ -486,6 +540,8 @@ def run_calibration(
     try:
         say(f"memory bandwidth: copying {mem_bytes / 2**20:.0f} MiB ...")
         mem_bw = _sig(measure_mem_bandwidth(mem_bytes, reps=max(3, reps)))
+        say("float rate: timing a 512 x 512 matrix product ...")
+        peak = _sig(measure_peak_gflops())
         say(f"timing {reference.label}: {len(grid)} settings ...")
         ref_timings, ref_spec = time_settings(
             reference, grid, seconds_budget=seconds_budget * len(grid) / n_settings, reps=reps,
@@ -508,18 +564,23 @@ def run_calibration(
     float_t = ref_steps[(32, 32)]
     sources: list[dict[str, Any]] = [
         {
-            "fields": ["compute.peak_gflops", "compute.utilization", "compute.latency_table"],
+            "fields": ["compute.efficiency", "compute.latency_table"],
             "cite": provenance,
             "note": (
                 f"measured: median step time of local SGD on {reference.label}, synthetic "
                 f"data, {reps} repetitions after warm-up, in {clock_name}; float = "
                 "torch.optim.SGD "
                 f"{float_t.step_s * 1e3:.3g} ms/step, fake-quant = bit planes + BitPlaneSGD + "
-                "group Lasso. peak_gflops is the effective float rate of that loop (hence "
-                "utilization 1); the table is each setting's time relative to float, fitted "
-                "through fedsim's roofline. Fitted on this model and batch size: other models "
-                "and batch sizes are predicted less well"
+                "group Lasso. The efficiencies are fitted (fedsim profiles check's law and fit) "
+                "to the float step times of every timed model; the table is each setting's "
+                "time relative to float, fitted through fedsim's roofline on the first model"
             ),
+        },
+        {
+            "fields": ["compute.peak_gflops"],
+            "cite": provenance,
+            "note": "measured: median rate of a 512 x 512 float32 matrix product in torch "
+                    "(2 n^3 flops) at this thread count",
         },
         {
             "fields": ["compute.mem_bandwidth_gb_s"],
@@ -549,17 +610,25 @@ def run_calibration(
     description = (
         f"this host ({cpu}), CPU training with {threads} thread(s), calibrated {when}"
     )
+    ones = [[1.0] * len(A_GRID) for _ in W_GRID]
     base = _profile_data(
-        name=name, device_class=device_class, description=description, peak_gflops=1.0,
-        table=[[1.0] * len(A_GRID) for _ in W_GRID], mem_bw=mem_bw, ram_mb=ram_mb,
-        active_w=active_w, idle_w=idle_w, sources=sources,
+        name=name, device_class=device_class, description=description, peak_gflops=peak,
+        efficiency={}, table=ones, mem_bw=mem_bw, ram_mb=ram_mb, active_w=active_w,
+        idle_w=idle_w, sources=sources,
     )
-    say("fitting the cost model to the timings ...")
-    peak, table = fit_compute(base, ref_spec, ref_timings)
+    float_timings = [(ref_spec, float_t)] + [
+        (spec, next(t for t in ts if (t.w_bits, t.a_bits) == (32, 32)))
+        for ts, spec in other_timings
+    ]
+    say("fitting the per-class efficiencies to the float step times ...")
+    efficiency, _rms = fit_efficiencies(base, float_timings)
+    held_out = leave_one_out(base, float_timings)
+    base["compute"]["efficiency"] = efficiency
+    table = fit_table(base, ref_spec, ref_timings)
     data = _profile_data(
         name=name, device_class=device_class, description=description, peak_gflops=peak,
-        table=table, mem_bw=mem_bw, ram_mb=ram_mb, active_w=active_w, idle_w=idle_w,
-        sources=sources,
+        efficiency=efficiency, table=table, mem_bw=mem_bw, ram_mb=ram_mb, active_w=active_w,
+        idle_w=idle_w, sources=sources,
     )
     prof = DeviceProfile.model_validate(data)
     missing = uncited_fields(prof)
@@ -577,6 +646,10 @@ def run_calibration(
             ).time_s
             checks.append(ModelCheck(t.workload, t.w_bits, t.a_bits, t.step_s, pred,
                                      own / by[(32, 32)].step_s / 1e9))
+    if held_out:
+        sources[0]["note"] += " (held out, each model predicted from the others' fit: " + (
+            "; ".join(f"{wl.label} measured {m * 1e3:.3g} ms/step, predicted {p * 1e3:.3g} ms "
+                      f"({p / m - 1:+.0%})" for wl, m, p in held_out)) + ")"
     if checks:
         sources[0]["note"] += " (cross-check: " + "; ".join(
             f"{c.workload.label} W{c.w_bits}A{c.a_bits} measured {c.measured_s * 1e3:.3g} "
@@ -588,7 +661,7 @@ def run_calibration(
     loaded = load_profile_file(output)
     return CalibrationResult(
         profile=loaded, output=output, reference=reference, cpu=cpu, threads=threads,
-        peak_gflops=peak, mem_bandwidth_gb_s=mem_bw, ram_mb=ram_mb,
+        peak_gflops=peak, mem_bandwidth_gb_s=mem_bw, ram_mb=ram_mb, held_out=held_out,
         timings=[*ref_timings, *(t for ts, _ in other_timings for t in ts)], checks=checks,
         seconds=time.perf_counter() - started,
     )
@@ -616,11 +689,11 @@ def _render(data: dict[str, Any], provenance: str, reference: Workload, version:
 
     header = (
         f"# Written by fedsim {version}: {provenance}.\n"
-        f"# compute: timed local-SGD steps of {reference.label} in float (SGD) and\n"
-        "# fake-quant (bit planes, BitPlaneSGD, group Lasso) at w_bits x a_bits; peak_gflops is\n"
-        "# the measured effective float rate (utilization 1) and latency_table each setting's\n"
-        "# time relative to float. Fake quantization runs on float units, so quantized entries\n"
-        "# are above 1 and the table is not monotone in bits (monotone: false).\n"
+        "# compute: peak_gflops is a measured matrix-product rate; the per-class efficiencies\n"
+        "# are fitted to timed float local-SGD steps of every calibration model; latency_table\n"
+        f"# is each fake-quant setting's time (bit planes, BitPlaneSGD, group Lasso) of\n"
+        f"# {reference.label} relative to float. Fake quantization runs on float units, so\n"
+        "# quantized entries are above 1 and the table is not monotone in bits (monotone: false).\n"
         "# Memory bandwidth and RAM are measured; usable_fraction and power are estimates.\n"
         "# It predicts this host's own local-epoch time at this batch size and thread count;\n"
         "# re-run after changing the hardware, torch or the thread count.\n"

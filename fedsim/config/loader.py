@@ -184,6 +184,13 @@ def validate_scenario_dict(raw: Any, *, file: str) -> Scenario:
             if err.key:
                 err = InputError(err.detail, file=file, key=f"{prefix}.{err.key}")
             raise err from None
+    if scenario.model.is_torchvision:
+        from fedsim.models.tvzoo import validate_torchvision_options
+
+        try:
+            validate_torchvision_options(scenario.model.name, scenario.model.options)
+        except InputError as exc:
+            raise InputError(exc.detail, file=file, key=exc.key) from None
     return scenario
 
 

@@ -87,6 +87,13 @@ class ResNetOptions(_Strict):
     shortcut: Literal["A", "B"] = "A"
 
 
+class TorchvisionOptions(BaseModel):
+    """A torchvision builder's keyword arguments: checked by building the model on the meta
+    device (fedsim.models.tvzoo), since each builder takes its own."""
+
+    model_config = ConfigDict(extra="allow")
+
+
 class ModelConfig(_Strict):
     name: str = "cnn"
     options: dict[str, Any] = Field(default_factory=dict)
@@ -94,15 +101,33 @@ class ModelConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _known_model(cls, v: str) -> str:
+        if v.startswith("torchvision."):
+            from fedsim.errors import InputError
+            from fedsim.models.tvzoo import check_builder
+
+            try:
+                check_builder(v)
+            except InputError as exc:
+                raise ValueError(exc.detail) from None
+            return v
         if v not in MODELS:
-            raise ValueError(f"unknown model '{v}'; expected one of {', '.join(MODELS)}")
+            raise ValueError(f"unknown model '{v}'; expected one of {', '.join(MODELS)} or "
+                             "torchvision.<classification model> (e.g. torchvision.resnet18)")
         return v
 
+    @property
+    def is_torchvision(self) -> bool:
+        return self.name.startswith("torchvision.")
+
     def options_schema(self) -> type[BaseModel]:
+        if self.is_torchvision:
+            return TorchvisionOptions
         return CnnOptions if self.name == "cnn" else ResNetOptions
 
     def resolved_options(self) -> dict[str, Any]:
         """Options with defaults filled in (validated by the loader, with key paths)."""
+        if self.is_torchvision:  # the builder's keyword arguments, checked by the loader
+            return dict(self.options)
         return self.options_schema().model_validate(self.options).model_dump()
 
 

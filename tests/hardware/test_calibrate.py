@@ -33,15 +33,17 @@ TOLERANCE = 0.20
 
 
 def _quick_calibration(path: Path):  # type: ignore[no-untyped-def]
-    return calibrate(path, models=("cnn",), threads=THREADS, seconds_budget=3.0, reps=3,
-                     mem_bytes=16 * 2**20, name="test_host")
+    return calibrate(path, models=("cnn", "mobilenet_v2"), threads=THREADS, seconds_budget=5.0,
+                     reps=3, mem_bytes=16 * 2**20, name="test_host")
 
 
-def _epoch_seconds(w_bits: int, act_bits: int | None, x, y, spec) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def _epoch_seconds(w_bits: int, act_bits: int | None, x, y, spec,  # type: ignore[no-untyped-def]
+                   model_name: str = "cnn", batch: int = 32) -> tuple[float, float]:
     """Median of 3 timed local epochs (after one warm-up epoch), as FedAvg / FedMPQ train:
     (seconds on calibration's clock, wall seconds)."""
     torch.manual_seed(1)
-    model = build_model("cnn", in_channels=1, num_classes=10, image_size=28)
+    model = build_model(model_name, in_channels=x.shape[1], num_classes=10,
+                        image_size=x.shape[-1])
     if w_bits == 32 and act_bits is None:
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
         reg = None
@@ -59,7 +61,7 @@ def _epoch_seconds(w_bits: int, act_bits: int | None, x, y, spec) -> tuple[float
 
     def one() -> tuple[float, float]:
         t0, w0 = clock(), time.perf_counter()
-        local_sgd(model, x, y, optimizer=opt, batch_size=BATCH, epochs=1, generator=gen,
+        local_sgd(model, x, y, optimizer=opt, batch_size=batch, epochs=1, generator=gen,
                   regulariser=reg)
         return clock() - t0, time.perf_counter() - w0
 
@@ -78,7 +80,16 @@ def _relative_errors(profile, spec) -> dict[str, tuple[float, float, float, floa
         truth, wall = _epoch_seconds(w, a, x, y, spec)
         pred = train_cost(profile, spec, [w] * spec.n_quantized, act_bits=a, batch_size=BATCH,
                           steps=steps).time_s
-        out[f"W{w}A{a or 32}"] = (pred, truth, wall, pred / truth - 1.0)
+        out[f"cnn W{w}A{a or 32}"] = (pred, truth, wall, pred / truth - 1.0)
+    # MobileNetV2 (depthwise-separable: the per-class law's other half), float
+    mv2 = build_model("torchvision.mobilenet_v2", in_channels=3, num_classes=10, image_size=32)
+    mspec = model_spec(mv2, name="mobilenet_v2", input_shape=(3, 32, 32))
+    xm = torch.randn(64, 3, 32, 32, generator=gen)
+    ym = torch.randint(0, 10, (64,), generator=gen)
+    truth, wall = _epoch_seconds(32, None, xm, ym, mspec, "torchvision.mobilenet_v2", 16)
+    pred = train_cost(profile, mspec, [32] * mspec.n_quantized, act_bits=None, batch_size=16,
+                      steps=steps_per_epoch(64, 16)).time_s
+    out["mobilenet_v2 W32A32"] = (pred, truth, wall, pred / truth - 1.0)
     return out
 
 
@@ -108,7 +119,9 @@ def test_calibrated_profile_predicts_own_epoch_within_20_percent(tmp_path: Path)
     assert load_profile_file(path) == prof
     assert path.read_text().startswith("# Written by fedsim")
     c = prof.compute
-    assert c.mode == "table" and c.utilization == 1.0 and c.latency_table is not None
+    assert c.mode == "table" and c.latency_table is not None
+    # the per-class law: depthwise convolutions run far below the dense ones on a CPU
+    assert c.efficiency.depthwise_conv < c.efficiency.dense_conv
     t = c.latency_table
     assert not t.monotone and t.w_bits == W_GRID and t.a_bits[-1] == 32
     assert t.relative_latency[-1][-1] == 1.0  # float is the base rate
