@@ -67,6 +67,8 @@ def describe(profile: DeviceProfile | LinkProfile) -> list[tuple[str, str]]:
     """
     data = profile.model_dump(by_alias=True, exclude_defaults=True)
     data.pop("name", None)
+    if isinstance(profile, DeviceProfile):  # every class's efficiency, defaults included
+        data.setdefault("compute", {})["efficiency"] = profile.compute.efficiency.model_dump()
     estimates = set(estimated_fields(profile))
     rows: list[tuple[str, str]] = [("name", profile.name)]
     if isinstance(profile, DeviceProfile):

@@ -425,8 +425,8 @@ PROF_CHOICE: list[Path_] = [("class",), ("compute", "mode"), ("power", "model")]
 PROF_STR: list[Path_] = [("name",), ("class",), ("description",), ("link",),
                          ("compute", "mode"), ("power", "model"), ("sources", 0, "cite"),
                          ("sources", 0, "url"), ("sources", 1, "fields", 0)]
-PROF_MAPPINGS: list[Path_] = [(), ("compute",), ("compute", "efficiency"), ("power",), ("memory",), ("sources", 0),
-                              ("sources", 3)]
+PROF_MAPPINGS: list[Path_] = [(), ("compute",), ("compute", "efficiency"), ("power",),
+                              ("memory",), ("sources", 0), ("sources", 3)]
 PROF_REQUIRED: list[Path_] = [
     ("name",), ("class",), ("compute",), ("power",), ("memory",), ("link",), ("sources",),
     ("compute", "mode"), ("compute", "peak_gflops"),

@@ -12,7 +12,6 @@ import pytest
 import yaml
 
 from fedsim.errors import InputError
-from fedsim.hardware.schema import DEFAULT_EFFICIENCY
 from fedsim.hardware import (
     PRECISION_MODES,
     DeviceProfile,
@@ -26,6 +25,7 @@ from fedsim.hardware import (
     load_profile_file,
     uncited_fields,
 )
+from fedsim.hardware.schema import DEFAULT_EFFICIENCY
 
 SECTION_6 = [
     "raspberry_pi_4",
