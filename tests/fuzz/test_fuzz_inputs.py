@@ -473,7 +473,9 @@ def profile_cases() -> st.SearchStrategy[Case]:
         return Case("missing key", dump(data), key_of(path), "missing")
 
     def duplicate(path: Path_, value: float) -> Case:
-        lines = dump(base_profile()).splitlines()
+        data = base_profile()
+        set_in(data, path, value)  # the key exists once (optional keys too), then twice
+        lines = dump(data).splitlines()
         *sections, leaf = path
         at = 0
         for depth, section in enumerate(sections):  # walk down to the leaf's mapping
