@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fedsim.calibration.measurements import Measurement
-from fedsim.hardware.compute import BREAKDOWN, LayerTable, step_time_breakdown, train_cost
+from fedsim.hardware.compute import (
+    BREAKDOWN,
+    LayerTable,
+    act_bits_matrix,
+    bits_matrix,
+    step_time_breakdown,
+    train_cost,
+)
 from fedsim.hardware.schema import DEFAULT_EFFICIENCY, OP_CLASSES, DeviceProfile, Efficiency
 from fedsim.spec import FLOAT_BITS, ModelSpec
 
@@ -119,14 +126,11 @@ def workload_spec(m: Measurement) -> ModelSpec:
 
 
 def predict(profile: DeviceProfile, spec: ModelSpec, m: Measurement) -> Prediction:
-    """Seconds of one training step of ``m``'s workload on ``profile``."""
+    """Seconds of one training step of ``m``'s workload on ``profile``, and where they go."""
     bits = [m.bits] * spec.n_quantized
     act = None if m.bits >= FLOAT_BITS else m.bits
     cost = train_cost(profile, spec, bits, act_bits=act, batch_size=m.batch, steps=1)
-    w = np.full((1, len(spec.layers)), m.bits)
-    a = np.full((1, len(spec.layers)), m.bits)
-    w[0, [not layer.quantized for layer in spec.layers]] = FLOAT_BITS
-    a[0, [not layer.quantized for layer in spec.layers]] = FLOAT_BITS
+    w, a = bits_matrix(spec, [bits]), act_bits_matrix(spec, act, 1)
     parts = step_time_breakdown(profile.compute, LayerTable.of(spec), w, a, m.batch)[0]
     return Prediction(row=m, predicted_s=cost.time_s,
                       breakdown=dict(zip(BREAKDOWN, map(float, parts), strict=True)))
