@@ -132,7 +132,7 @@ class ModelSpec:
         return sum(layer.macs for layer in self.layers)
 
     def layer_weights(self) -> list[float]:
-        """``w_l = P_l / sum P`` over quantized layers (FEDMPQ.md section 1)."""
+        """``w_l = P_l / sum P`` over quantized layers (docs/algorithm.md section 1)."""
         total = self.quantized_params
         return [layer.params / total for layer in self.quantized_layers]
 

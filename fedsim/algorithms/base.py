@@ -1,10 +1,16 @@
 """The small protocol every federated method implements.
 
-Three hooks, like a Flower strategy, but typed and pure:
+Ten hooks, like a Flower strategy, but typed; two are abstract, the others have defaults:
 
-* ``downlink_bits`` (server): the bit vector each selected client receives this round;
-* ``client_update`` (client, runs on a worker): local training from the global state;
-* ``aggregate`` (server): fold the reported updates into the new global state.
+* ``client_update`` (client, runs on a worker, pure): local training from the global state;
+* ``aggregate`` (server): fold the reported updates into the new global state;
+* ``setup`` (server): the initial global state and the fleet;
+* ``downlink_bits`` (server): the bit vector each selected client receives this round
+  (default: every quantized layer at 32 bits);
+* ``aggregate_async`` (server): FedBuff's staleness-weighted buffered aggregation;
+* ``after_aggregate`` (server): statistics that follow an aggregation (FedMPQ's bits);
+* ``eval_model`` / ``eval_state`` (server): the module and state tested as the global model;
+* ``server_state`` / ``load_server_state`` (server): extra state kept in checkpoints.
 
 Algorithms know nothing of SimPy, devices or executors. They never mutate their inputs and
 draw randomness only from the generator a task carries (seeded from run, round, client).
@@ -40,7 +46,7 @@ class TrainHyper:
     lr_gamma: float = 0.1
 
     def lr_at(self, round: int) -> float:
-        """Step schedule applied by global round (FEDMPQ.md section 8: not by optimizer age)."""
+        """Step schedule by global round, not by optimizer age (docs/algorithm.md section 8)."""
         passed = sum(1 for m in self.lr_milestones if round >= m)
         return self.lr * (self.lr_gamma**passed)
 
@@ -97,7 +103,7 @@ class Algorithm(ABC):
 
     # -- server side -----------------------------------------------------------------------
     def setup(self, model: nn.Module, clients: Sequence[ClientInfo]) -> None:
-        """Broadcast one common initialisation (FEDMPQ.md section 8) and learn the fleet."""
+        """Broadcast one common initialisation (docs/algorithm.md section 8); learn the fleet."""
         self.global_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         self.clients = {c.client_id: c for c in clients}
 

@@ -1,11 +1,12 @@
 """FedMPQ's server-side bit allocation: bit statistics, layer priority, pruning-growing.
 
-Pure numpy (FEDMPQ.md sections 6-7), kept apart from the strategy file like Flower keeps its
+Pure numpy (docs/algorithm.md sections 6-7), kept apart from the strategy file like Flower keeps its
 aggregation math apart, so the rules can be tested on hand examples.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,7 +17,7 @@ _EPS = 1e-9
 
 
 def client_weights(samples: Sequence[int], budgets: Sequence[float]) -> np.ndarray:
-    """``omega_n = samples_n * B_n / sum_k samples_k * B_k`` (FEDMPQ.md section 6)."""
+    """``omega_n = samples_n * B_n / sum_k samples_k * B_k`` (docs/algorithm.md section 6)."""
     w = np.asarray(samples, dtype=np.float64) * np.asarray(budgets, dtype=np.float64)
     total = w.sum()
     if total <= 0:
@@ -40,6 +41,21 @@ def bit_statistics(
 def layer_priority(layer_w: Sequence[float], d_bar: np.ndarray) -> np.ndarray:
     """``pi[l] = w_l * D_bar[l]``: large layers that clients pruned most go first."""
     return np.asarray(layer_w, dtype=np.float64) * np.asarray(d_bar, dtype=np.float64)
+
+
+def uniform_bits(budget: float, n: int) -> tuple[int, ...]:
+    """Every layer at ``floor(budget)`` bits, within 1..8 (AQFL's rule; FedMPQ's first round
+    under the authors' allocation)."""
+    b = int(min(MAX_BITS, max(MIN_BITS, math.floor(budget + _EPS))))
+    return tuple([b] * n)
+
+
+def first_allocation(layer_w: Sequence[float], budget: float) -> tuple[int, ...]:
+    """FedMPQ's strict allocation before any client has reported: pruning-growing from 8 bits
+    everywhere with priority = layer size (the largest layers lose bits first)."""
+    n = len(layer_w)
+    prio = layer_priority(layer_w, np.ones(n, dtype=np.int64))
+    return tuple(prune_grow([MAX_BITS] * n, prio, layer_w, budget))
 
 
 def prune_grow_reference(

@@ -1,6 +1,6 @@
 """FedMPQ and its bit-plane baselines (AQFL, FPQ8): one client loop, three server policies.
 
-Client side (FEDMPQ.md sections 2-5): start from the global float model (or, with
+Client side (docs/algorithm.md sections 2-5): start from the global float model (or, with
 ``init: per_client``, from its own initialisation in the first round) binarized at the
 client's bit vector; in the first round drop empty planes (the code's reduction at init);
 train bit planes with the group-Lasso term and power-of-two steps (``update_rule``);
@@ -20,7 +20,6 @@ code) behind the same ReLU6 clip the clients train with.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,6 +41,7 @@ from fedsim.algorithms.bitalloc import (
     layer_priority,
     prune_grow,
     prune_grow_reference,
+    uniform_bits,
 )
 from fedsim.algorithms.params import BitPlaneParams
 from fedsim.algorithms.training import local_sgd
@@ -138,11 +138,6 @@ class BitPlaneMethod(Algorithm):
                                     self.params.aggregation)
 
 
-def _uniform_bits(budget: float, n: int) -> tuple[int, ...]:
-    b = int(min(MAX_BITS, max(1, math.floor(budget + 1e-9))))
-    return tuple([b] * n)
-
-
 class AQFL(BitPlaneMethod):
     """AQFL (Abdelmoniem & Canini 2021): uniform precision per client at its budget."""
 
@@ -150,7 +145,7 @@ class AQFL(BitPlaneMethod):
 
     def downlink_bits(self, round: int, client_ids: Sequence[int]) -> dict[int, tuple[int, ...]]:
         n = self.spec.n_quantized
-        return {cid: _uniform_bits(self.clients[cid].budget_bits, n) for cid in client_ids}
+        return {cid: uniform_bits(self.clients[cid].budget_bits, n) for cid in client_ids}
 
 
 class FPQ8(BitPlaneMethod):
@@ -185,7 +180,7 @@ class FedMPQ(BitPlaneMethod):
             if self.params.allocation == "strict":
                 out[cid] = tuple(prune_grow(self.b_bar, self.priority, self.layer_w, budget))
             elif not self.has_stats:  # the code's round 1: every layer at the budget
-                out[cid] = _uniform_bits(budget, n)
+                out[cid] = uniform_bits(budget, n)
             else:
                 out[cid] = tuple(prune_grow_reference(self.b_bar, self.priority,
                                                       self.layer_w, budget))

@@ -1,6 +1,6 @@
 """FedAvg (McMahan et al. 2017) with float (FP32) local training.
 
-The baseline every quantized method is measured against; FEDMPQ.md section 9: SGD with
+The baseline every quantized method is measured against (docs/algorithm.md section 9): SGD with
 momentum 0.9 and weight decay 5e-4, models averaged with sample-count weights.
 """
 

@@ -1,7 +1,7 @@
 """Hyperparameter schemas of each algorithm (torch-free, so validation stays fast).
 
 Each entry validates the method-specific keys that sit in a scenario's ``algorithm:`` block
-beside the shared ones (lr, momentum, local_epochs, ...). Defaults follow FEDMPQ.md.
+beside the shared ones (lr, momentum, local_epochs, ...). Defaults: docs/algorithm.md.
 """
 
 from __future__ import annotations

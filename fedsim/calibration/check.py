@@ -129,10 +129,9 @@ def predict(profile: DeviceProfile, spec: ModelSpec, m: Measurement) -> Predicti
     """Seconds of one training step of ``m``'s workload on ``profile``, and where they go."""
     bits = [m.bits] * spec.n_quantized
     act = None if m.bits >= FLOAT_BITS else m.bits
-    cost = train_cost(profile, spec, bits, act_bits=act, batch_size=m.batch, steps=1)
     w, a = bits_matrix(spec, [bits]), act_bits_matrix(spec, act, 1)
     parts = step_time_breakdown(profile.compute, LayerTable.of(spec), w, a, m.batch)[0]
-    return Prediction(row=m, predicted_s=cost.time_s,
+    return Prediction(row=m, predicted_s=step_time(profile, spec, m.bits, m.bits, m.batch),
                       breakdown=dict(zip(BREAKDOWN, map(float, parts), strict=True)))
 
 
@@ -200,12 +199,30 @@ def observation(m: Measurement, cache: SpecCache) -> Observation:
     return Observation(cache.get(m), m.batch, m.bits, m.seconds, m.id)
 
 
+def step_time(
+    profile: DeviceProfile, spec: ModelSpec, w_bits: int, a_bits: int, batch: int
+) -> float:
+    """The cost model's seconds for one training step of ``spec`` on ``profile``: every
+    quantized layer at ``w_bits``, activations at ``a_bits`` (32 = float).
+
+    The one place calibration asks the cost model for a step time, and it asks
+    :func:`~fedsim.hardware.train_cost`, the function a simulation charges, so a fit or a
+    check tests the simulator itself.
+    """
+    act = None if a_bits >= FLOAT_BITS else a_bits
+    return train_cost(profile, spec, [w_bits] * spec.n_quantized, act_bits=act,
+                      batch_size=batch, steps=1).time_s
+
+
 def step_seconds(profile: DeviceProfile, obs: Observation) -> float:
     """The cost model's seconds for one step of ``obs``'s workload on ``profile``."""
-    bits = [obs.bits] * obs.spec.n_quantized
-    act = None if obs.bits >= FLOAT_BITS else obs.bits
-    return train_cost(profile, obs.spec, bits, act_bits=act, batch_size=obs.batch,
-                      steps=1).time_s
+    return step_time(profile, obs.spec, obs.bits, obs.bits, obs.batch)
+
+
+def significant(x: float, digits: int = 4) -> float:
+    """``x`` rounded to ``digits`` significant figures: how fitted and measured figures are
+    written to a profile (more digits would claim a precision no timing has)."""
+    return float(f"{x:.{digits}g}")
 
 
 def fit_efficiency(

@@ -23,6 +23,7 @@ from fedsim.calibration.check import (
     fit_efficiency,
     predict_rows,
     rankings,
+    significant,
 )
 from fedsim.calibration.measurements import Measurement, default_table, load_measurements
 from fedsim.errors import InputError
@@ -170,9 +171,7 @@ def write_fitted_profile(lib: ProfileLibrary, fit: FitResult, output: Path) -> N
     name = fit.profile.name
     data = read_yaml(lib.source_of(name))
     comp = fit.profile.compute
-    data["compute"]["efficiency"] = {
-        c: float(f"{comp.efficiency.of(c):.4g}") for c in OP_CLASSES
-    }
+    data["compute"]["efficiency"] = {c: significant(comp.efficiency.of(c)) for c in OP_CLASSES}
     if fit.overhead_fitted:
         data["compute"]["op_overhead_us"] = round(comp.op_overhead_us, 3)
     ids = ", ".join(m.id for m in fit.rows)

@@ -3,13 +3,25 @@
 A scenario file is validated into these frozen pydantic models at the door: unknown keys,
 wrong types and out-of-range values are rejected with the key path named (see
 :mod:`fedsim.config.loader`). Everything here is torch-free so `fedsim validate` is fast.
+
+This module owns the names of the datasets (:data:`DATASET_NAMES`) and zoo models
+(:data:`MODEL_NAMES`) and the schemas of their options: :mod:`fedsim.data` and
+:mod:`fedsim.models` validate the options they are given with these same schemas, so a
+scenario and a direct call reject the same values with the same key paths.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from fedsim.algorithms.params import ALGORITHM_PARAMS
 
@@ -18,12 +30,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-DATASETS = ("digits", "fashion_mnist", "cifar10", "cifar100", "synthetic")
-MODELS = ("cnn", "resnet20", "resnet32", "resnet44", "resnet56")
+DATASET_NAMES: tuple[str, ...] = ("digits", "fashion_mnist", "cifar10", "cifar100", "synthetic")
 
 
 class PartitionConfig(_Strict):
-    """How the training split is dealt to clients (FEDMPQ.md section 1; supplementary eq. 1-2)."""
+    """How the training split is dealt to clients (docs/algorithm.md section 1: supp. eq. 1-2)."""
 
     kind: Literal["dirichlet", "iid", "shards", "file"] = "dirichlet"
     alpha: Annotated[float, Field(gt=0, le=1e6)] = 0.5
@@ -39,11 +50,14 @@ class PartitionConfig(_Strict):
 
 
 class SyntheticOptions(_Strict):
-    train_size: Annotated[int, Field(ge=10, le=10_000_000)] = 2000
-    test_size: Annotated[int, Field(ge=10, le=10_000_000)] = 500
-    num_classes: Annotated[int, Field(ge=2, le=1000)] = 10
-    channels: Annotated[int, Field(ge=1, le=16)] = 1
-    image_size: Annotated[int, Field(ge=4, le=256)] = 28
+    """``data.synthetic``: the generated dataset's sizes (integers only: a quoted ``"3"`` is
+    a mistake, not a number)."""
+
+    train_size: Annotated[int, Field(ge=10, le=10_000_000, strict=True)] = 2000
+    test_size: Annotated[int, Field(ge=10, le=10_000_000, strict=True)] = 500
+    num_classes: Annotated[int, Field(ge=2, le=1000, strict=True)] = 10
+    channels: Annotated[int, Field(ge=1, le=16, strict=True)] = 1
+    image_size: Annotated[int, Field(ge=4, le=256, strict=True)] = 28
 
 
 class NormalizeConfig(_Strict):
@@ -60,31 +74,67 @@ class NormalizeConfig(_Strict):
         return self
 
 
+def known_dataset(name: str) -> str:
+    """``name`` if it is a dataset fedsim loads; ValueError listing them otherwise."""
+    if name not in DATASET_NAMES:
+        raise ValueError(f"unknown dataset '{name}'; expected one of {', '.join(DATASET_NAMES)}")
+    return name
+
+
+SubsetSize = Annotated[int, Field(ge=1)]
+
+
+class DatasetOptions(_Strict):
+    """The options every dataset takes (``data.train_subset`` ...), as the data loaders
+    accept them; :class:`DataConfig` declares the same fields with the same types."""
+
+    train_subset: SubsetSize | None = None
+    test_subset: SubsetSize | None = None
+    normalize: NormalizeConfig | None = None
+
+
 class DataConfig(_Strict):
     dataset: str = "digits"
     root: str | None = None
     partition: PartitionConfig = PartitionConfig()
-    train_subset: Annotated[int, Field(ge=1)] | None = None
-    test_subset: Annotated[int, Field(ge=1)] | None = None
+    train_subset: SubsetSize | None = None
+    test_subset: SubsetSize | None = None
     normalize: NormalizeConfig | None = None
     synthetic: SyntheticOptions = SyntheticOptions()
 
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, v: str) -> str:
-        if v not in DATASETS:
-            raise ValueError(f"unknown dataset '{v}'; expected one of {', '.join(DATASETS)}")
-        return v
+        return known_dataset(v)
 
 
 class CnnOptions(_Strict):
-    channels: Annotated[list[Annotated[int, Field(ge=1, le=4096)]], Field(min_length=1)] = [16, 32]
-    hidden: list[Annotated[int, Field(ge=1, le=65536)]] = [64]
-    batchnorm: bool = True
+    """``cnn``: conv widths, FC widths (may be empty), BatchNorm; integers and booleans only
+    (``batchnorm: "yes"`` is a mistake, not true)."""
+
+    channels: Annotated[
+        list[Annotated[int, Field(ge=1, le=4096, strict=True)]], Field(min_length=1)
+    ] = [16, 32]
+    hidden: list[Annotated[int, Field(ge=1, le=65536, strict=True)]] = [64]
+    batchnorm: Annotated[bool, Field(strict=True)] = True
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
 
 
 class ResNetOptions(_Strict):
-    shortcut: Literal["A", "B"] = "A"
+    """``resnet*``: ``shortcut`` A (parameter-free) or B (1x1 conv + BatchNorm); any case."""
+
+    shortcut: Annotated[Literal["A", "B"], BeforeValidator(_upper)] = "A"
+
+
+#: Zoo model name -> the schema of its ``model.options`` (the one list of zoo model names).
+MODEL_OPTIONS: dict[str, type[BaseModel]] = {
+    "cnn": CnnOptions,
+    **{f"resnet{depth}": ResNetOptions for depth in (20, 32, 44, 56)},
+}
+MODEL_NAMES: tuple[str, ...] = tuple(MODEL_OPTIONS)
 
 
 class TorchvisionOptions(BaseModel):
@@ -110,8 +160,8 @@ class ModelConfig(_Strict):
             except InputError as exc:
                 raise ValueError(exc.detail) from None
             return v
-        if v not in MODELS:
-            raise ValueError(f"unknown model '{v}'; expected one of {', '.join(MODELS)} or "
+        if v not in MODEL_NAMES:
+            raise ValueError(f"unknown model '{v}'; expected one of {', '.join(MODEL_NAMES)} or "
                              "torchvision.<classification model> (e.g. torchvision.resnet18)")
         return v
 
@@ -122,7 +172,7 @@ class ModelConfig(_Strict):
     def options_schema(self) -> type[BaseModel]:
         if self.is_torchvision:
             return TorchvisionOptions
-        return CnnOptions if self.name == "cnn" else ResNetOptions
+        return MODEL_OPTIONS[self.name]
 
     def resolved_options(self) -> dict[str, Any]:
         """Options with defaults filled in (validated by the loader, with key paths)."""

@@ -4,8 +4,8 @@ Importing this package never imports torch: the engine and a system-only run (no
 use dataset shapes and partitions without paying for torch.
 """
 
+from fedsim.config.schema import DATASET_NAMES
 from fedsim.data.datasets import (
-    DATASET_NAMES,
     DIGITS_TEST_SIZE,
     ArrayDataset,
     check_dataset_available,
@@ -13,12 +13,11 @@ from fedsim.data.datasets import (
     load_dataset,
     read_idx,
 )
-from fedsim.data.partition import PARTITION_KINDS, partition
+from fedsim.data.partition import partition
 
 __all__ = [
     "DATASET_NAMES",
     "DIGITS_TEST_SIZE",
-    "PARTITION_KINDS",
     "ArrayDataset",
     "check_dataset_available",
     "dataset_info",

@@ -7,7 +7,7 @@ have no network but package registries), so every loader reads an official on-di
 a missing file is an :class:`~fedsim.errors.InputError` that says where it looked and how to
 get the data.
 
-Datasets (:data:`DATASET_NAMES`):
+Datasets (:data:`fedsim.config.schema.DATASET_NAMES`, the one list of names):
 
 * ``digits`` — scikit-learn's bundled 8x8 scans (1797 real images, no download). The split is
   fixed and independent of the seed: the first ``1797 - 360 = 1437`` images in the official
@@ -22,6 +22,11 @@ Every dataset is scaled to [0, 1] and then normalised per channel with the *trai
 mean and standard deviation (after ``train_subset``), the same statistics applied to the test
 set, as the reference code does (no augmentation). Options common to all datasets:
 ``train_subset`` / ``test_subset`` keep the first N examples in official order.
+
+The names and the options are the scenario schema's (:mod:`fedsim.config.schema`): options are
+validated with :class:`~fedsim.config.schema.DatasetOptions` and, for ``synthetic``,
+:class:`~fedsim.config.schema.SyntheticOptions`, so an error names the scenario key
+(``data.train_subset``, ``data.synthetic.channels``) whoever called.
 """
 
 from __future__ import annotations
@@ -32,13 +37,14 @@ import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import Field
 
+from fedsim.config.schema import DatasetOptions, SyntheticOptions, known_dataset
 from fedsim.errors import InputError
-
-DATASET_NAMES: tuple[str, ...] = ("digits", "fashion_mnist", "cifar10", "cifar100", "synthetic")
+from fedsim.validation import validate_as
 
 #: Default folder of Debian's ``dataset-fashion-mnist`` package.
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
@@ -48,15 +54,6 @@ CIFAR_ROOT = "data"
 #: Size of the fixed digits test split: the last ``DIGITS_TEST_SIZE`` images in official order.
 DIGITS_TEST_SIZE = 360
 
-_COMMON_OPTIONS = ("train_subset", "test_subset")
-_SYNTHETIC_DEFAULTS: dict[str, Any] = {
-    "train_size": 2000,
-    "test_size": 500,
-    "num_classes": 10,
-    "channels": 1,
-    "image_size": 28,
-    "noise": 1.0,
-}
 _FIXED_INFO: dict[str, tuple[int, int, int]] = {
     "digits": (1, 8, 10),
     "fashion_mnist": (1, 28, 10),
@@ -73,7 +70,7 @@ class ArrayDataset:
         x: float32 images, shape ``(N, C, H, W)``, already normalised per channel.
         y: int64 labels in ``0 .. num_classes - 1``, shape ``(N,)``.
         num_classes: number of classes of the *dataset* (not only those present in ``y``).
-        name: dataset name from :data:`DATASET_NAMES`, with ``":train"``/``":test"`` appended.
+        name: dataset name, with ``":train"``/``":test"`` appended.
     """
 
     x: np.ndarray
@@ -98,72 +95,37 @@ class ArrayDataset:
 # options
 
 
-def _check_int(name: str, key: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise InputError(f"{name}: '{key}' must be an integer, got {value!r}", key=f"data.{key}")
-    if value < minimum:
-        raise InputError(f"{name}: '{key}' must be >= {minimum}, got {value}", key=f"data.{key}")
-    return int(value)
+class _SyntheticArrays(SyntheticOptions):
+    """The generator's options: the scenario's ``data.synthetic`` plus ``noise`` (the noise
+    scale, API only: a scenario keeps the default)."""
 
-
-def _check_normalize(name: str, value: Any) -> dict[str, list[float]]:
-    channels = _FIXED_INFO[name][0] if name in _FIXED_INFO else None
-    if not isinstance(value, Mapping) or set(value) != {"mean", "std"}:
-        raise InputError(f"{name}: 'normalize' must have exactly 'mean' and 'std'",
-                         key="data.normalize")
-    out: dict[str, list[float]] = {}
-    for key in ("mean", "std"):
-        v = value[key]
-        if not isinstance(v, list | tuple) or not v or not all(
-                isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-                for x in v):
-            raise InputError(f"{name}: must be a list of numbers", key=f"data.normalize.{key}")
-        if channels is not None and len(v) != channels:
-            raise InputError(f"{name} has {channels} channel(s), got {len(v)} values",
-                             key=f"data.normalize.{key}")
-        if key == "std" and not all(x > 0 for x in v):
-            raise InputError(f"{name}: every std must be > 0", key="data.normalize.std")
-        out[key] = [float(x) for x in v]
-    return out
+    noise: Annotated[float, Field(ge=0, le=1e6)] = 1.0
 
 
 def _check_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Validate dataset options and fill defaults; unknown keys are errors, not ignored."""
-    if name not in DATASET_NAMES:
-        raise InputError(
-            f"unknown dataset {name!r}; known datasets: {', '.join(DATASET_NAMES)}",
-            key="data.name",
-        )
+    """Validate dataset options with the scenario's schemas and fill defaults.
+
+    Options arrive flat (``train_subset`` beside ``channels``); for ``synthetic`` every key
+    that is not a common option belongs to ``data.synthetic``, so that is where an unknown or
+    bad one is reported. Only the number of ``normalize`` statistics is checked here, as it
+    depends on the dataset's channels.
+    """
+    try:
+        known_dataset(name)
+    except ValueError as exc:
+        raise InputError(str(exc), key="data.dataset") from None
     opts = dict(options or {})
-    allowed = set(_COMMON_OPTIONS) | {"normalize"}
+    synth: dict[str, Any] = {}
     if name == "synthetic":
-        allowed |= set(_SYNTHETIC_DEFAULTS)
-    unknown = sorted(set(opts) - allowed)
-    if unknown:
-        raise InputError(
-            f"{name}: unknown option(s) {', '.join(map(repr, unknown))}; "
-            f"allowed: {', '.join(sorted(allowed))}",
-            key=f"data.{unknown[0]}",
-        )
-    out: dict[str, Any] = {}
-    for key in _COMMON_OPTIONS:
-        if opts.get(key) is not None:
-            out[key] = _check_int(name, key, opts[key], 1)
-    if opts.get("normalize") is not None:
-        out["normalize"] = _check_normalize(name, opts["normalize"])
+        synth = {k: opts.pop(k) for k in list(opts) if k not in DatasetOptions.model_fields}
+    common = validate_as(DatasetOptions, opts, key_prefix="data")
+    out = common.model_dump()
     if name == "synthetic":
-        for key, default in _SYNTHETIC_DEFAULTS.items():
-            value = opts.get(key, default)
-            if key == "noise":
-                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                    raise InputError(
-                        f"synthetic: 'noise' must be a number >= 0, got {value!r}",
-                        key="data.noise",
-                    )
-                out[key] = float(value)
-            else:
-                minimum = 2 if key == "num_classes" else 1
-                out[key] = _check_int(name, key, value, minimum)
+        out.update(validate_as(_SyntheticArrays, synth, key_prefix="data.synthetic").model_dump())
+    channels = out["channels"] if name == "synthetic" else _FIXED_INFO[name][0]
+    if common.normalize is not None and len(common.normalize.mean) != channels:
+        raise InputError(f"{name} has {channels} channel(s), got "
+                         f"{len(common.normalize.mean)} values", key="data.normalize.mean")
     return out
 
 
@@ -526,7 +488,7 @@ def load_dataset(
     """Load ``(train, test)`` of a dataset from local files (never downloads).
 
     Args:
-        name: one of :data:`DATASET_NAMES`.
+        name: one of :data:`fedsim.config.schema.DATASET_NAMES`.
         root: data folder (Fashion-MNIST idx files; CIFAR pickle folder or its parent).
             Ignored by ``digits`` and ``synthetic``.
         seed: only ``synthetic`` uses it; the real datasets keep their official order and split.

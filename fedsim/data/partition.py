@@ -8,7 +8,7 @@ Three kinds:
   shuffled first). Eq. 2 gives fractional counts; they are rounded by the largest-remainder
   method so that every sample is assigned exactly once and no count is off by more than one.
   ``min_share`` reproduces the reference code's re-draw until every client holds at least
-  ``min_share * N / n`` samples (FEDMPQ.md section 1), with a bounded number of tries.
+  ``min_share * N / n`` samples (docs/algorithm.md section 1), with a bounded number of tries.
 * ``iid`` — a shuffled, equal (up to one sample) split.
 * ``shards`` — McMahan et al.'s pathological split: sort by label, cut into
   ``n * shards_per_client`` shards, deal ``shards_per_client`` random shards to each client.
@@ -102,43 +102,69 @@ def partition(
         return [np.sort(p).astype(np.int64) for p in np.array_split(perm, n_clients)]
 
     if kind == "shards":
-        if shards_per_client < 1:
-            raise ValueError(f"shards_per_client must be >= 1, got {shards_per_client}")
-        n_shards = n_clients * shards_per_client
-        if n_shards > total:
-            raise ValueError(
-                f"{n_shards} shards ({n_clients} clients x {shards_per_client}) "
-                f"but only {total} samples"
-            )
-        shards = np.array_split(np.argsort(labels, kind="stable"), n_shards)
-        deal = rng.permutation(n_shards)
-        return [
-            np.sort(
-                np.concatenate(
-                    [shards[s] for s in deal[i * shards_per_client : (i + 1) * shards_per_client]]
-                )
-            ).astype(np.int64)
-            for i in range(n_clients)
-        ]
+        return _shards(labels, n_clients, shards_per_client, rng)
 
     if kind == "dirichlet":
-        if not alpha > 0 or not np.isfinite(alpha):
-            raise ValueError(f"alpha must be a positive number, got {alpha!r}")
-        if min_share is None:
-            return _dirichlet_once(labels, n_clients, float(alpha), rng)
-        if not 0 <= min_share <= 1:
-            raise ValueError(f"min_share must lie in [0, 1], got {min_share!r}")
-        need = min_share * total / n_clients
-        smallest = 0
-        for _ in range(MAX_DIRICHLET_TRIES):
-            parts = _dirichlet_once(labels, n_clients, float(alpha), rng)
-            smallest = min(len(p) for p in parts)
-            if smallest >= need:
-                return parts
-        raise ValueError(
-            f"dirichlet partition: after {MAX_DIRICHLET_TRIES} draws some client still held "
-            f"fewer than min_share * N / n = {need:.1f} samples (last smallest: {smallest}); "
-            f"lower min_share or raise alpha (alpha={alpha}, n_clients={n_clients}, N={total})"
-        )
+        return _dirichlet(labels, n_clients, alpha, min_share, rng)
 
     raise ValueError(f"unknown partition kind {kind!r}; known kinds: {', '.join(PARTITION_KINDS)}")
+
+
+def _shards(
+    labels: np.ndarray, n_clients: int, shards_per_client: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """McMahan et al.'s split: label-sorted shards, ``shards_per_client`` dealt to each client.
+
+    A stable sort keeps equal labels in index order, so the shards (and the split) depend on
+    ``rng`` alone.
+    """
+    total = int(labels.size)
+    if shards_per_client < 1:
+        raise ValueError(f"shards_per_client must be >= 1, got {shards_per_client}")
+    n_shards = n_clients * shards_per_client
+    if n_shards > total:
+        raise ValueError(
+            f"{n_shards} shards ({n_clients} clients x {shards_per_client}) "
+            f"but only {total} samples"
+        )
+    shards = np.array_split(np.argsort(labels, kind="stable"), n_shards)
+    deal = rng.permutation(n_shards)
+    return [
+        np.sort(
+            np.concatenate(
+                [shards[s] for s in deal[i * shards_per_client : (i + 1) * shards_per_client]]
+            )
+        ).astype(np.int64)
+        for i in range(n_clients)
+    ]
+
+
+def _dirichlet(
+    labels: np.ndarray,
+    n_clients: int,
+    alpha: float,
+    min_share: float | None,
+    rng: np.random.Generator,
+) -> list[np.ndarray]:
+    """Eq. 1-2 once, or (``min_share``) re-drawn as the reference code does until every
+    client holds at least ``min_share * N / n`` samples, so tiny clients do not stall rounds.
+    """
+    total = int(labels.size)
+    if not alpha > 0 or not np.isfinite(alpha):
+        raise ValueError(f"alpha must be a positive number, got {alpha!r}")
+    if min_share is None:
+        return _dirichlet_once(labels, n_clients, float(alpha), rng)
+    if not 0 <= min_share <= 1:
+        raise ValueError(f"min_share must lie in [0, 1], got {min_share!r}")
+    need = min_share * total / n_clients
+    smallest = 0
+    for _ in range(MAX_DIRICHLET_TRIES):
+        parts = _dirichlet_once(labels, n_clients, float(alpha), rng)
+        smallest = min(len(p) for p in parts)
+        if smallest >= need:
+            return parts
+    raise ValueError(
+        f"dirichlet partition: after {MAX_DIRICHLET_TRIES} draws some client still held "
+        f"fewer than min_share * N / n = {need:.1f} samples (last smallest: {smallest}); "
+        f"lower min_share or raise alpha (alpha={alpha}, n_clients={n_clients}, N={total})"
+    )

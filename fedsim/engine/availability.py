@@ -10,6 +10,7 @@ never changes another's windows.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Protocol
 
 from fedsim.errors import InputError
 from fedsim.seeding import rng
+from fedsim.yamlio import read_text
 
 INF = math.inf
 
@@ -97,11 +99,17 @@ def load_trace(
 ) -> dict[int, tuple[tuple[float, float], ...]]:
     """Read ``client,start_s,end_s`` rows. ``client`` is a client id, or a group name or
     device class that names several clients (``client_labels[i]`` lists client i's names).
-    Overlapping windows of one client are merged."""
-    if not path.is_file():
+    Overlapping windows of one client are merged. The file is read by the same reader as
+    every input file (:func:`fedsim.yamlio.read_text`: not UTF-8, unreadable), and a bad
+    row is reported with the trace file and its line."""
+    try:
+        missing = not path.is_file()
+    except OSError:  # e.g. a name too long: read_text below says so, naming the file
+        missing = False
+    if missing:
         raise InputError(f"availability trace not found: {path}", file=file, key=key)
     raw: dict[int, list[tuple[float, float]]] = {}
-    with path.open(newline="", encoding="utf-8") as f:
+    with io.StringIO(read_text(path), newline="") as f:
         reader = csv.DictReader(f)
         need = {"client", "start_s", "end_s"}
         if reader.fieldnames is None or not need <= set(reader.fieldnames):

@@ -8,15 +8,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-# A client's status in a round.
-OK = "ok"  # reported in time and was aggregated
-STRAGGLER = "straggler"  # missed the deadline, or over-committed and not among the first
-INFEASIBLE = "infeasible"  # its training configuration does not fit its usable memory
-DROPOUT = "dropout"  # failed at a random point of its work
-OFFLINE = "offline"  # went offline (availability) while working
-BATTERY = "battery"  # battery could not pay the round (not scheduled) or emptied mid-work
-STALE = "stale"  # async: finished after the run's last aggregation
-LOST_STATUSES = (STRAGGLER, INFEASIBLE, DROPOUT, OFFLINE, BATTERY, STALE)
+# A client's status in a round: the names are part of the run-folder format.
+from fedsim.records.schema import (
+    BATTERY,
+    DROPOUT,
+    INFEASIBLE,
+    OFFLINE,
+    OK,
+    STALE,
+    STRAGGLER,
+)
+
+__all__ = ["BATTERY", "DROPOUT", "INFEASIBLE", "OFFLINE", "OK", "STALE", "STRAGGLER",
+           "ClientRoundRecord", "Observer", "RoundRecord"]
 
 
 @dataclass

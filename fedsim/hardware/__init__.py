@@ -5,7 +5,7 @@ No torch, no SimPy: everything here takes a :class:`~fedsim.spec.ModelSpec`, bit
 profiles and returns numbers (seconds, joules, bytes), vectorised over clients with numpy
 where the engine needs it. The equations, their units and sources are in docs/hardware.md.
 
-Caveat (COST_MODEL.md section 0): fedsim trains with fake quantization, which computes in
+Caveat (docs/hardware.md section 1): fedsim trains with fake quantization, which computes in
 float. Bits speed up compute only under a profile's precision mode that can exploit them
 (``int8``, ``bit_flexible``, ``bit_serial``, ``table``); under ``float`` they shrink memory
 traffic, memory-bound time and payloads, never the arithmetic.

@@ -1,5 +1,5 @@
 """Speed-up laws ``s_mode(b, a)``: how much faster a MAC runs at ``b`` weight bits and ``a``
-activation bits than at the device's base rate (docs/hardware.md, COST_MODEL.md section 2).
+activation bits than at the device's base rate (docs/hardware.md section 3).
 
 All functions are vectorised: ``w`` and ``a`` are integer arrays of the same shape (32 means a
 float operand), the result is a float array of that shape. Fewer bits never give a smaller

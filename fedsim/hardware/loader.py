@@ -1,10 +1,12 @@
 """Loading profiles from YAML, inline overrides, and the profile library.
 
 Every problem with a profile file becomes an :class:`~fedsim.errors.InputError` naming the
-file, the dotted key path and what was expected (the CLI prints it and exits 2): YAML syntax
-errors (with line and column and the key they are near), tags other than plain YAML
-(``!!python/object`` ...), duplicate keys, unknown keys (with the keys allowed there and a
-close match), wrong types, out-of-range values and missing keys.
+file, the dotted key path and what was expected (the CLI prints it and exits 2). The file is
+read by :func:`fedsim.yamlio.read_yaml` (syntax errors with line, column and the key they are
+near; tags other than plain YAML; duplicate keys) and schema errors are worded by
+:mod:`fedsim.validation` (unknown keys with the keys allowed there and a close match, wrong
+types, out-of-range values, missing keys), as for scenarios; only the profile-specific hints
+(:func:`_profile_hint`) live here.
 
 Where the built-in profiles are found (:func:`builtin_profiles_dir`), first hit wins:
 
@@ -20,222 +22,45 @@ where it looked.
 
 from __future__ import annotations
 
-import difflib
 import importlib.resources
 import os
-import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from fedsim.errors import InputError, format_key_path
+from fedsim.errors import InputError
 from fedsim.hardware.schema import (
-    LINK_UNION_TAGS,
     DeviceProfile,
     LinkProfile,
     field_keys,
     submodel,
     yaml_keys,
 )
+from fedsim.validation import suggest, unknown_key_message, validate_as
+from fedsim.yamlio import read_yaml
 
 ENV_PROFILES_DIR = "FEDSIM_HARDWARE_PROFILES"
 YAML_SUFFIXES = (".yaml", ".yml")
 
-_PLAIN_TAGS = {
-    "tag:yaml.org,2002:" + t
-    for t in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp", "merge")
-}
+
+# ------------------------------------------------------------------------ error wording
 
 
-# --------------------------------------------------------------------------------- YAML
-
-
-def _key_near(text: str, line: int) -> str | None:
-    """Best guess of the dotted key a 0-based ``line`` belongs to (from indentation)."""
-    stack: list[tuple[int, str]] = []
-    for raw in text.splitlines()[: line + 1]:
-        m = re.match(r"^(\s*)(?:-\s+)?([A-Za-z_][\w.\-]*)\s*:", raw)
-        if not m:
-            continue
-        indent = m.start(2)  # a list item's key sits after its "- "
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        stack.append((indent, m.group(2)))
-    return ".".join(k for _, k in stack) or None
-
-
-def _check_nodes(node: yaml.Node, file: Path, path: list[str | int]) -> None:
-    """Reject non-plain tags and duplicate keys, naming the key path."""
-    if node.tag not in _PLAIN_TAGS:
-        raise InputError(
-            f"YAML tag {node.tag!r} is not allowed (line {node.start_mark.line + 1}); profiles "
-            "are plain YAML: numbers, strings, lists and mappings",
-            file=file,
-            key=path or None,
-        )
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
-            if key in seen:
-                raise InputError(
-                    f"duplicate key (line {key_node.start_mark.line + 1})",
-                    file=file,
-                    key=[*path, key],
-                )
-            seen.add(key)
-            _check_nodes(key_node, file, path)
-            _check_nodes(value_node, file, [*path, key])
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _check_nodes(item, file, [*path, i])
-
-
-def _syntax_error(exc: yaml.MarkedYAMLError, text: str, path: Path) -> InputError:
-    mark = exc.problem_mark or exc.context_mark
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    if exc.context and exc.context_mark:
-        where += f" ({exc.context} at line {exc.context_mark.line + 1})"
-    # an unclosed flow collection or quote names its key better than where it broke
-    ctx = exc.context or ""
-    opened = exc.context_mark and ("flow" in ctx or "quoted" in ctx or "scalar" in ctx)
-    anchor = exc.context_mark if opened else mark
-    key = _key_near(text, anchor.line) if anchor else None
-    return InputError(f"YAML syntax error{where}: {exc.problem or exc}", file=path, key=key)
-
-
-def read_yaml(path: Path) -> Any:
-    """Parse one YAML document with the safe loader; InputError on any problem."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("no such file", file=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read file: {exc}", file=path) from None
-    from fedsim.yamlsafe import YamlShapeError, safe_compose
-
-    try:
-        loader, node = safe_compose(text)
-    except YamlShapeError as exc:
-        raise InputError(f"YAML error: {exc}", file=path, key=exc.key) from None
-    except yaml.MarkedYAMLError as exc:
-        raise _syntax_error(exc, text, path) from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"YAML error: {exc}", file=path) from None
-    try:
-        if node is None:
-            raise InputError("file is empty; expected a mapping of profile fields", file=path)
-        _check_nodes(node, path, [])
-        return loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        raise _syntax_error(exc, text, path) from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"YAML error: {exc}", file=path) from None
-    finally:
-        loader.dispose()
-
-
-# ------------------------------------------------------------------------ error rendering
-
-
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _model_at(cls: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
-    current: type[BaseModel] | None = cls
-    for part in loc:
-        if current is None:
-            return None
-        if isinstance(part, int):
-            continue  # list index: same element model (sources[i])
-        current = _element_model(current, part)
-    return current
-
-
-def _element_model(cls: type[BaseModel], key: str) -> type[BaseModel] | None:
-    sub = submodel(cls, key)
-    if sub is not None:
-        return sub
-    name = field_keys(cls).get(key)
-    if name is None:
-        return None
-    ann = cls.model_fields[name].annotation
-    for arg in getattr(ann, "__args__", ()):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
-    return None
-
-
-def _describe_error(err: Mapping[str, Any], cls: type[BaseModel], loc: list[str | int]) -> str:
+def _profile_hint(loc: list[str | int], err: Mapping[str, Any]) -> str | None:
+    """Profile-only wording for :func:`fedsim.validation.validate_as`: the renamed
+    ``compute.utilization`` and a ``link`` that is neither a name nor a mapping."""
     kind = err["type"]
-    msg = str(err["msg"])
-    if kind == "extra_forbidden":
-        parent = _model_at(cls, loc[:-1])
-        allowed = yaml_keys(parent) if parent is not None else []
-        word = str(loc[-1]) if loc else ""
-        if word == "utilization" and loc[:-1] == ["compute"]:
-            return ("compute.utilization was replaced by compute.efficiency, one fraction of "
-                    "peak per operator class (dense_conv, depthwise_conv, linear, "
-                    "elementwise): see docs/hardware.md")
-        return f"unknown key{_suggest(word, allowed)}; expected one of: {', '.join(allowed)}"
-    if kind == "missing":
-        return "missing required key"
+    if kind == "extra_forbidden" and loc == ["compute", "utilization"]:
+        return ("compute.utilization was replaced by compute.efficiency, one fraction of "
+                "peak per operator class (dense_conv, depthwise_conv, linear, "
+                "elementwise): see docs/hardware.md")
     if loc == ["link"] and kind in ("model_type", "string_type"):
-        return (
-            "expected the name of a link profile (e.g. wifi, lte) or an inline link mapping; "
-            f"got {err.get('input')!r}"
-        )
-    if kind in ("value_error", "assertion_error"):
-        return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    got = err.get("input")
-    got_text = type(got).__name__ if isinstance(got, dict | list) else repr(got)
-    return f"expected: {msg[0].lower() + msg[1:]}; got {got_text}"
-
-
-_SOURCE_KEY = re.compile(r"^(sources\[\d+\]\.fields\[\d+\]): (.*)$", re.S)
-
-
-def validation_to_input_error(
-    exc: ValidationError,
-    cls: type[BaseModel],
-    *,
-    file: str | Path | None,
-    key_prefix: str = "",
-) -> InputError:
-    """One InputError for a pydantic error: key of the first problem, others listed after."""
-    items: list[tuple[str, str]] = []
-    # an unknown key is usually the cause of a "missing" one next to it: report it first
-    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    for err in errors:
-        raw = list(err["loc"])
-        loc = [
-            p
-            for i, p in enumerate(raw)
-            if not (i and raw[i - 1] == "link" and p in LINK_UNION_TAGS)
-        ]
-        text = _describe_error(err, cls, loc)
-        key = format_key_path(loc)
-        m = _SOURCE_KEY.match(text)
-        if m:
-            key = ".".join(k for k in (key, m.group(1)) if k)
-            text = m.group(2)
-        if key_prefix:
-            key = f"{key_prefix}.{key}" if key else key_prefix
-        items.append((key, text))
-    key, text = items[0]
-    if len(items) > 1:
-        rest = "; ".join(f"{k or '(top level)'}: {t}" for k, t in items[1:4])
-        more = f" (and {len(items) - 1} more problem(s): {rest}" + (
-            ", ...)" if len(items) > 4 else ")"
-        )
-        text += more
-    return InputError(text, file=file, key=key or None)
+        return ("expected the name of a link profile (e.g. wifi, lte) or an inline link "
+                f"mapping; got {err.get('input')!r}")
+    return None
 
 
 # ------------------------------------------------------------------------------ files
@@ -247,19 +72,14 @@ def _is_link_data(data: Mapping[str, Any]) -> bool:
     return "kind" in data and not any(k in data for k in _DEVICE_MARKERS)
 
 
-def _mapping(data: Any, path: Path) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise InputError(
-            f"expected a mapping of profile fields at the top level, got {type(data).__name__}",
-            file=path,
-        )
-    return data
+def _read(path: Path) -> dict[str, Any]:
+    return read_yaml(path, mapping_of="profile fields")
 
 
 def load_profile_file(path: str | Path) -> DeviceProfile:
     """Load and validate one device profile file (its ``link`` may still be a name)."""
     path = Path(path)
-    data = _mapping(read_yaml(path), path)
+    data = _read(path)
     if _is_link_data(data):
         raise InputError(
             "this is a link profile (it has 'kind'); expected a device profile with "
@@ -272,24 +92,21 @@ def load_profile_file(path: str | Path) -> DeviceProfile:
 def load_link_file(path: str | Path) -> LinkProfile:
     """Load and validate one link profile file."""
     path = Path(path)
-    data = _mapping(read_yaml(path), path)
+    data = _read(path)
     return _validate(LinkProfile, data, path)
 
 
 def load_any_file(path: str | Path) -> DeviceProfile | LinkProfile:
     """A device or a link profile, told apart by its keys (a link has ``kind``, no ``class``)."""
     path = Path(path)
-    data = _mapping(read_yaml(path), path)
+    data = _read(path)
     if _is_link_data(data):
         return _validate(LinkProfile, data, path)
     return _validate(DeviceProfile, data, path)
 
 
-def _validate(cls: type[Any], data: dict[str, Any], path: Path) -> Any:
-    try:
-        return cls.model_validate(data)
-    except ValidationError as exc:
-        raise validation_to_input_error(exc, cls, file=path) from None
+def _validate(cls: type[BaseModel], data: dict[str, Any], path: Path) -> Any:
+    return validate_as(cls, data, file=path, hint=_profile_hint)
 
 
 # --------------------------------------------------------------------------- overrides
@@ -317,12 +134,7 @@ def apply_override(
                 f"override keys must be dotted field names, got {key!r}", file=file, key=key_prefix
             )
         _set_path(data, DeviceProfile, key.split("."), value, file, key_prefix, [])
-    try:
-        return DeviceProfile.model_validate(data)
-    except ValidationError as exc:
-        raise validation_to_input_error(
-            exc, DeviceProfile, file=file, key_prefix=key_prefix
-        ) from None
+    return validate_as(DeviceProfile, data, file=file, key_prefix=key_prefix, hint=_profile_hint)
 
 
 def _to_plain(value: Any) -> Any:
@@ -351,12 +163,7 @@ def _set_path(
 
     keys = field_keys(cls)
     if part not in keys:
-        allowed = yaml_keys(cls)
-        raise InputError(
-            f"unknown key{_suggest(part, allowed)}; expected one of: {', '.join(allowed)}",
-            file=file,
-            key=key_of(here),
-        )
+        raise InputError(unknown_key_message(part, yaml_keys(cls)), file=file, key=key_of(here))
     info = cls.model_fields[keys[part]]
     yaml_key = info.alias or keys[part]
     sub = submodel(cls, part)
@@ -590,7 +397,7 @@ class ProfileLibrary:
         file: str | Path | None,
         key: str | None,
     ) -> InputError:
-        hint = _suggest(str(name), known)
+        hint = suggest(str(name), known)
         if known:
             listing = f"known: {', '.join(known)}"
         else:

@@ -1,6 +1,6 @@
 """Training memory footprint per bit configuration, and the feasibility check.
 
-COST_MODEL.md section 4::
+docs/hardware.md section 5::
 
     train_bytes = sum_l P_l per_param(b_l)  +  F opt_bytes
                 + B (sum_l A_l + A_other + X) act_bytes

@@ -1,4 +1,4 @@
-"""Transfer time and radio energy from payload bits (COST_MODEL.md section 5).
+"""Transfer time and radio energy from payload bits (docs/hardware.md section 6).
 
 For ``X`` bits at rate ``r = rate_mbps x bandwidth_factor`` Mbit/s::
 

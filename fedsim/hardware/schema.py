@@ -22,6 +22,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from fedsim.validation import yaml_keys
+
 PrecisionMode = Literal["float", "int8", "bit_flexible", "bit_serial", "table"]
 DeviceClass = Literal[
     "phone",
@@ -305,7 +307,6 @@ LinkRef = Annotated[
     Discriminator(_link_tag),
 ]
 #: Tags of the ``link`` union; the loader drops them from error key paths.
-LINK_UNION_TAGS = ("inline", "name")
 
 
 class DeviceProfile(_Frozen):
@@ -373,11 +374,6 @@ def field_keys(cls: type[BaseModel]) -> dict[str, str]:
         out[info.alias or name] = name
         out[name] = name
     return out
-
-
-def yaml_keys(cls: type[BaseModel]) -> list[str]:
-    """The keys a YAML mapping for ``cls`` may hold, as written in files."""
-    return [info.alias or name for name, info in cls.model_fields.items()]
 
 
 def submodel(cls: type[BaseModel], key: str) -> type[BaseModel] | None:

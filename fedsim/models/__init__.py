@@ -4,8 +4,10 @@ Why the spec is measured, never typed in: the bit vector, the payload and the co
 describe exactly the network that trains, so :func:`model_spec` runs one forward pass with
 hooks and reads shapes, parameter counts and MACs off the real modules.
 
-Names (:data:`MODEL_NAMES`) and their options (checked by :func:`validate_model_options`, so a
-scenario can be rejected before anything is built):
+Names (:data:`MODEL_NAMES`) and their options, both owned by the scenario schema
+(:data:`fedsim.config.schema.MODEL_OPTIONS`): :func:`validate_model_options` and
+:func:`build_model` check options with the very schemas a scenario is validated with, so a
+bad option reads the same (key ``model.options.<key>``) from a scenario or a direct call:
 
 * ``cnn`` — ``channels`` (list of conv widths, default ``[16, 32]``), ``hidden`` (list of FC
   widths, default ``[64]``, may be empty), ``batchnorm`` (bool, default true).
@@ -23,10 +25,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from fedsim.errors import InputError
-from fedsim.models.cnn import DEFAULT_CHANNELS, DEFAULT_HIDDEN, SmallCNN
+from fedsim.config.schema import MODEL_NAMES, ModelConfig
+from fedsim.models.cnn import SmallCNN
 from fedsim.models.measure import model_spec
-from fedsim.models.resnet import RESNET_DEPTHS, BasicBlock, CifarResNet, PadShortcut
+from fedsim.models.resnet import RESNET_DEPTHS, CifarResNet
 from fedsim.models.slots import (
     ActivationSlot,
     is_float_only,
@@ -38,13 +40,8 @@ from fedsim.models.tvzoo import (
     is_torchvision_name,
     validate_torchvision_options,
 )
+from fedsim.validation import validate_as
 
-MODEL_NAMES: tuple[str, ...] = ("cnn", "resnet20", "resnet32", "resnet44", "resnet56")
-
-_MODEL_OPTIONS: dict[str, tuple[str, ...]] = {
-    "cnn": ("channels", "hidden", "batchnorm"),
-    **{name: ("shortcut",) for name in RESNET_DEPTHS},
-}
 
 def reinitialise_(model: nn.Module, seed: int) -> nn.Module:
     """Draw a fresh initialisation of ``model`` in place from ``seed`` (the global torch RNG
@@ -66,51 +63,16 @@ def reinitialise_(model: nn.Module, seed: int) -> nn.Module:
     return model
 
 
-def _width_list(value: Any, key: str, *, allow_empty: bool) -> list[int]:
-    if not isinstance(value, list | tuple) or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value
-    ):
-        raise InputError(f"must be a list of positive integers, got {value!r}", key=f"model.{key}")
-    if not value and not allow_empty:
-        raise InputError("must name at least one width", key=f"model.{key}")
-    return [int(v) for v in value]
-
-
 def _normalised_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Check ``options`` for a zoo model ``name`` and return them with defaults filled in."""
-    if name not in MODEL_NAMES:
-        raise InputError(
-            f"unknown model {name!r}; known models: {', '.join(MODEL_NAMES)}", key="model.name"
-        )
-    opts = dict(options or {})
-    allowed = _MODEL_OPTIONS[name]
-    for key in opts:
-        if key not in allowed:
-            raise InputError(
-                f"unknown option for model {name!r}; allowed: {', '.join(allowed)}",
-                key=f"model.{key}",
-            )
-    if name == "cnn":
-        batchnorm = opts.get("batchnorm", True)
-        if not isinstance(batchnorm, bool):
-            raise InputError(f"must be true or false, got {batchnorm!r}", key="model.batchnorm")
-        return {
-            "channels": _width_list(
-                opts.get("channels", list(DEFAULT_CHANNELS)), "channels", allow_empty=False
-            ),
-            "hidden": _width_list(
-                opts.get("hidden", list(DEFAULT_HIDDEN)), "hidden", allow_empty=True
-            ),
-            "batchnorm": batchnorm,
-        }
-    shortcut = opts.get("shortcut", "A")
-    if not isinstance(shortcut, str) or shortcut.upper() not in ("A", "B"):
-        raise InputError(f"must be 'A' or 'B', got {shortcut!r}", key="model.shortcut")
-    return {"shortcut": shortcut.upper()}
+    """Check a zoo model's name and options with the scenario schema; defaults filled in."""
+    cfg = validate_as(ModelConfig, {"name": name, "options": dict(options or {})},
+                      key_prefix="model")
+    return validate_as(cfg.options_schema(), cfg.options, key_prefix="model.options").model_dump()
 
 
 def validate_model_options(name: str, options: Mapping[str, Any] | None) -> None:
-    """Raise :class:`InputError` (key ``model.<opt>``) for an unknown model or bad options.
+    """Raise :class:`~fedsim.errors.InputError` (key ``model.name`` or
+    ``model.options.<key>``) for an unknown model or bad options.
 
     Zoo models need no torch work; a torchvision model is built on the meta device (no
     memory, no weights), so a scenario can be checked before anything real is built.
@@ -162,10 +124,6 @@ def build_model(
 __all__ = [
     "MODEL_NAMES",
     "ActivationSlot",
-    "BasicBlock",
-    "CifarResNet",
-    "PadShortcut",
-    "SmallCNN",
     "build_model",
     "is_float_only",
     "mark_float",

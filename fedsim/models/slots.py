@@ -7,7 +7,7 @@ quantized converter swaps each slot for an activation fake-quantizer and back. K
 positions in the model definition, not in the converter, means a new architecture declares
 its own quantization points.
 
-Conv/linear layers that must stay float in every method (1x1 shortcut convs, FEDMPQ.md
+Conv/linear layers that must stay float in every method (1x1 shortcut convs, docs/algorithm.md
 section 1) carry ``fedsim_float = True`` as a module attribute (see :func:`mark_float`).
 The quantized layers of a model are its ``nn.Conv2d``/``nn.Linear`` modules without that
 flag, in ``named_modules()`` order: the order of every bit vector.

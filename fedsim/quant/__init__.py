@@ -10,7 +10,7 @@ Knows nothing of federated learning, SimPy or devices. Modules, one job each:
 * :mod:`~fedsim.quant.lasso` — bit-level group Lasso and its gradient.
 * :mod:`~fedsim.quant.optim` — :class:`BitPlaneSGD` (power-of-two plane steps).
 * :mod:`~fedsim.quant.reduce` — precision reduction after local training.
-* :mod:`~fedsim.quant.payload` — exact uplink/downlink bits.
+* :mod:`~fedsim.quant.payload_spec` — exact uplink/downlink bits.
 
 A FedMPQ client round, in these terms::
 
@@ -24,7 +24,6 @@ A FedMPQ client round, in these terms::
 """
 
 from fedsim.quant.convert import (
-    bit_layers,
     float_state_dict,
     get_bits,
     load_float_into_quantized,
@@ -34,50 +33,18 @@ from fedsim.quant.convert import (
     to_quantized,
 )
 from fedsim.quant.lasso import add_group_lasso_grad_, group_lasso, group_lasso_grad
-from fedsim.quant.layers import (
-    DEFAULT_ACT_BITS,
-    ActFakeQuant,
-    BitPlaneLayer,
-    QConv2d,
-    QLinear,
-)
-from fedsim.quant.optim import ROUNDINGS, BitPlaneSGD, power_of_two_
-from fedsim.quant.payload import payload_spec, quantized_payload_bits
+from fedsim.quant.layers import ActFakeQuant, QConv2d, QLinear
+from fedsim.quant.optim import BitPlaneSGD, power_of_two_
+from fedsim.quant.payload_spec import payload_spec, quantized_payload_bits
 from fedsim.quant.reduce import reduce_layer_, reduce_precision
-from fedsim.quant.representation import (
-    FLOAT_BITS,
-    MAX_BITS,
-    MIN_BITS,
-    SIGN_MAGNITUDE,
-    BitPlaneRepresentation,
-    SignMagnitude,
-    binarize,
-    dequantize,
-    integer_value,
-    requantize_,
-)
-from fedsim.quant.ste import ActFakeQuantSTE, BitPlaneSTE
+from fedsim.quant.representation import integer_value
 
 __all__ = [
-    "DEFAULT_ACT_BITS",
-    "FLOAT_BITS",
-    "MAX_BITS",
-    "MIN_BITS",
-    "ROUNDINGS",
-    "SIGN_MAGNITUDE",
     "ActFakeQuant",
-    "ActFakeQuantSTE",
-    "BitPlaneLayer",
-    "BitPlaneRepresentation",
     "BitPlaneSGD",
-    "BitPlaneSTE",
     "QConv2d",
     "QLinear",
-    "SignMagnitude",
     "add_group_lasso_grad_",
-    "binarize",
-    "bit_layers",
-    "dequantize",
     "float_state_dict",
     "get_bits",
     "group_lasso",
@@ -90,7 +57,6 @@ __all__ = [
     "quantized_payload_bits",
     "reduce_layer_",
     "reduce_precision",
-    "requantize_",
     "set_act_quant",
     "to_float",
     "to_quantized",

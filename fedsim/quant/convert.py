@@ -3,7 +3,7 @@
 The bit vector (one entry per quantized layer, :mod:`fedsim.spec`) is the single source of
 truth: :func:`to_quantized` and :func:`load_float_into_quantized` set the planes from it,
 :func:`get_bits` reads it back from the plane shapes, and the payload
-(:func:`~fedsim.quant.payload.quantized_payload_bits`) and the cost model take the same vector.
+(:func:`~fedsim.quant.payload_spec.quantized_payload_bits`) and the cost model take the same vector.
 
 Bit-vector layers of a model, in ``named_modules()`` order: every :class:`BitPlaneLayer` and
 every ``nn.Conv2d``/``nn.Linear`` not marked float-only (:func:`fedsim.models.slots.

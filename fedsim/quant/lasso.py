@@ -1,4 +1,4 @@
-"""Bit-level group Lasso (FEDMPQ.md section 3).
+"""Bit-level group Lasso (docs/algorithm.md section 3).
 
     R = lambda / P_tot * sum_l (P_l * b_l) * sum_i sqrt(||B_l[i]||_2^2 + 1e-8)
 

@@ -2,15 +2,16 @@
 
 :class:`QConv2d` and :class:`QLinear` compute exactly what ``nn.Conv2d``/``nn.Linear`` compute,
 with the weight rebuilt on every forward from bit planes through the straight-through
-estimator (:class:`~fedsim.quant.ste.BitPlaneSTE`). Biases stay float (FEDMPQ.md section 1
-**Decision**). ``print(model)`` shows each layer's bits (``extra_repr``).
+estimator (:class:`~fedsim.quant.ste.BitPlaneSTE`). A bias stays float unless
+:meth:`BitPlaneLayer.quantize_bias_` gives it bit planes (``bias: planes``, docs/algorithm.md
+section 1). ``print(model)`` shows each layer's bits (``extra_repr``).
 
 Storage layout (why ``[b, *weight.shape]`` and not a fixed ``[8, ...]`` with an active count):
 
 * the shape *is* the bit-width: ``bits`` is read from ``planes.shape[0]`` (a Python int, no
   tensor flag, so no device sync on forward) and can never disagree with the planes;
 * gradient, momentum and the optimizer's workspace cover only the live planes, so memory is
-  ``~12 b`` bytes per weight as the cost model assumes (COST_MODEL.md section 4), and group
+  ``~12 b`` bytes per weight as the cost model assumes (docs/hardware.md section 5), and group
   Lasso, densities and the payload need no masking of dead planes;
 * ``state_dict`` is self-describing: loading a state of another bit-width resizes the planes.
 
@@ -39,7 +40,7 @@ from fedsim.quant.representation import (
 )
 from fedsim.quant.ste import ActFakeQuantSTE, BitPlaneSTE
 
-#: Default activation bit-width (FEDMPQ.md section 1: 4-bit activations on clients).
+#: Default activation bit-width (docs/algorithm.md section 1: 4-bit activations on clients).
 DEFAULT_ACT_BITS = 4
 #: Default ReLU6-style clip of the activation quantizer.
 DEFAULT_ACT_CLIP = 6.0
@@ -494,7 +495,7 @@ def quantized_class_for(module: nn.Module) -> type[QConv2d] | type[QLinear]:
 
 
 class ActFakeQuant(nn.Module):
-    """Activation fake-quantizer that replaces an :class:`ActivationSlot` (FEDMPQ.md sec. 1).
+    """Activation fake-quantizer for an :class:`ActivationSlot` (docs/algorithm.md section 1).
 
     ``y = round(clip(x) * L / a) * a / L`` with ``L = 2^bits - 1`` (15 at 4 bits), ``clip``
     the ReLU6-style bound and ``a`` the max of the clipped batch tensor (computed per call, so

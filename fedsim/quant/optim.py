@@ -1,4 +1,4 @@
-"""Optimizer for bit-plane models (FEDMPQ.md section 4, after WAGE).
+"""Optimizer for bit-plane models (docs/algorithm.md section 4, after WAGE).
 
 Bit planes: momentum on the plane gradients (no weight decay), each step snapped to a power of
 two, then the layer is re-quantized to clean 0/1 planes. Everything else (scales, biases,

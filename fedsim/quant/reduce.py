@@ -1,4 +1,4 @@
-"""Precision reduction after local training (FEDMPQ.md section 5).
+"""Precision reduction after local training (docs/algorithm.md section 5).
 
 Density of plane i: ``d = nnz(B[i]) / P_l`` (a fraction here: ``epsilon=0.02`` is the doc's
 2 %). Per layer, never below 1 bit:
@@ -121,7 +121,7 @@ def _rescale_(scale: torch.Tensor, doublings: int, b_new: int, b_old: int) -> No
 def reduce_precision(
     qmodel: nn.Module, epsilon: float = 0.02, *, saturate: bool = True, merge: str = "code"
 ) -> tuple[list[int], list[int]]:
-    """Reduce every bit-plane layer in place (FEDMPQ.md section 5).
+    """Reduce every bit-plane layer in place (docs/algorithm.md section 5).
 
     Returns ``(new_bits, reductions)`` over the bit vector (``reductions[l] = b_old - b_new``;
     a layer kept float reports 32 and 0). ``new_bits`` never exceeds the bits before.

@@ -1,4 +1,4 @@
-"""Bit-plane representation of one conv/linear weight (FEDMPQ.md section 2).
+"""Bit-plane representation of one conv/linear weight (docs/algorithm.md section 2).
 
 A layer at ``b`` bits (1..8) holds
 
@@ -16,7 +16,7 @@ back to clean binary; keeping them float avoids a cast on every forward and ever
 The math sits behind :class:`BitPlaneRepresentation`, a small protocol (unit value, encode,
 decode, re-quantize) so that the offset-binary variant of the supplementary (zero point
 ``2^(b-1)``, no sign tensor) can be added as a second implementation; fedsim uses
-:data:`SIGN_MAGNITUDE` (the reference code's choice, FEDMPQ.md section 2 **Decision**).
+:data:`SIGN_MAGNITUDE` (the reference code's choice, docs/algorithm.md section 2).
 
 Everything is vectorised over the weights: the integer value is one reduction over the plane
 axis (a ``[b] x [b, N]`` product), the split into planes is a handful of in-place elementwise
@@ -31,7 +31,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-#: Largest bit-width of a bit-plane layer (FEDMPQ.md section 1: bit-widths lie in 1..8).
+#: Largest bit-width of a bit-plane layer (docs/algorithm.md section 1: bit-widths lie in 1..8).
 MAX_BITS = 8
 #: Smallest bit-width of a bit-plane layer.
 MIN_BITS = 1
@@ -110,7 +110,7 @@ def split_planes_(q: Tensor, planes: Tensor, place: Tensor | None = None) -> Ten
 def unit_value(planes: Tensor, sign: Tensor, place: Tensor | None = None) -> Tensor:
     """``round(clip(sign * sum_i 2^i B[i], -L, L)) / L`` with ``L = 2^b - 1`` (a new tensor).
 
-    The forward value of a layer divided by its scale (FEDMPQ.md section 2: ``v`` clipped to
+    The forward value of a layer divided by its scale (docs/algorithm.md section 2: ``v`` clipped to
     [-1, 1] and rounded to the grid). On clean planes the clip and the rounding change nothing;
     they matter only for real-valued planes. The integer sum is exact in float32, so the
     forward pass and :func:`dequantize` give bit-identical weights.
@@ -169,14 +169,14 @@ class BitPlaneRepresentation(Protocol):
 
 
 class SignMagnitude:
-    """Sign + magnitude bit planes, as in the reference code (FEDMPQ.md section 2).
+    """Sign + magnitude bit planes, as in the reference code (docs/algorithm.md section 2).
 
     ``encode_``: ``s = max|W|``, ``q = round(|W| (2^b-1) / s)``, planes = binary digits of
     ``q``, ``sign = +1`` where ``W > 0`` and ``q > 0``, else -1, as the code does (a weight
     that rounds to 0 is "negative": its value is 0 but its gradient's direction is not).
     An all-zero weight gets ``s = 0`` and all-zero planes.
 
-    ``requantize_`` (FEDMPQ.md section 4 **Decision**): ``q = round(sum_i 2^i B[i])``; where
+    ``requantize_`` (docs/algorithm.md section 4, paper rule): ``q = round(sum_i 2^i B[i])``; where
     ``q < 0`` the weight's sign flips and ``|q|`` is kept; ``|q|`` is clamped to ``2^b - 1``;
     then ``q`` is re-split, so planes are always exactly 0/1.
     """

@@ -3,10 +3,11 @@
 * :class:`BitPlaneSTE`: bit planes, sign and scale to the forward weight
   ``W = s * round(clip(sign * sum_i 2^i B[i], -L, L)) / L`` (``L = 2^b - 1``); the backward
   pass treats the rounding and the clip as identity, so every plane and the scale get a
-  gradient (FEDMPQ.md section 2).
+  gradient (docs/algorithm.md section 2).
 * :class:`ActFakeQuantSTE`: activation fake-quantization with a ReLU6-style clip, scale = the
   max of the whole (clipped) batch tensor, ``2^a - 1`` levels; gradient passes straight through
-  inside the clip range and is zero outside it (and at it), as ReLU6's is (FEDMPQ.md section 1).
+  inside the clip range and is zero outside it (and at it), as ReLU6's is (docs/algorithm.md
+  section 1).
 
 Why one function each and not ``x + (q(x) - x).detach()``: the detach trick keeps the float
 intermediate and the difference alive for backward; a Function saves only what its backward

@@ -7,6 +7,10 @@ a copied results folder on any machine. Figures are matplotlib (Agg renderer, no
     write_report(run_dir, output=None) -> Path  report.html (+ report.md, figures/, energy.csv)
     write_compare(run_dirs, output) -> Path     compare.html (+ compare.md, figures/, compare.csv)
 
+Layout: ``run`` reads a run folder; ``metrics`` computes the numbers and ``figures`` draws
+them; ``report`` (one run) and ``compare`` (several) assemble pages from sections, which
+``page`` renders; ``describe``, ``definitions``, ``output`` and ``style`` are shared by both.
+
 Bad input raises :class:`fedsim.errors.InputError` naming the file (and column or line).
 Imports are lazy (numpy, matplotlib load on first use) so the CLI stays fast.
 """
@@ -20,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fedsim.reporting.run import Run
 
-__all__ = ["RUN_FILES", "Run", "load_run", "write_compare", "write_report"]
+__all__ = ["RUN_FILES", "load_run", "write_compare", "write_report"]
 
 
 def load_run(path: str | Path) -> Run:
@@ -43,13 +47,13 @@ def write_compare(run_dirs: Sequence[str | Path], output: str | Path) -> Path:
     An argument that is a parent folder of several run folders (one per seed) counts as one
     entry, drawn as a mean curve with a ± one standard deviation band.
     """
-    from fedsim.reporting.report import write_compare as _write
+    from fedsim.reporting.compare import write_compare as _write
 
     return _write(run_dirs, output)
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Run", "RUN_FILES"):
+    if name == "RUN_FILES":
         from fedsim.reporting import run
 
         return getattr(run, name)

@@ -1,173 +1,46 @@
-"""Reading run folders: validate at the door, then hand out typed columns.
+"""A finished run folder as the reports see it: metadata, typed columns, events on demand.
 
-A run folder is what ``fedsim run`` publishes (see ``fedsim/rundir.py``). This module never
-imports the simulator: it reads the files only, so a report can be made on any machine from
-a copied results folder. Every problem becomes an :class:`~fedsim.errors.InputError` that
-names the file (and the column or line) so the CLI can print one message and exit 2.
+The files are parsed by :mod:`fedsim.records.reader` against :mod:`fedsim.records.schema`
+(the same reader ``fedsim verify`` uses); this module adds what reports ask of a run (its
+identity, device classes in fleet order, memoised statistics). It never imports the
+simulator, so a report can be made on any machine from a copied results folder.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from fedsim.errors import InputError
-
-# The files every finished run folder holds, in the order a reader would look for them.
-RUN_FILES: tuple[str, ...] = (
-    "scenario.yaml",
-    "summary.json",
-    "rounds.csv",
-    "clients.csv",
-    "bits.csv",
-    "events.jsonl",
+from fedsim.records.reader import (
+    Table,
+    check_run_folder,
+    child_runs,
+    iter_events,
+    read_mapping,
+    read_table,
+    run_files_present,
+)
+from fedsim.records.schema import (
+    BATTERY,
+    BITS,
+    CLIENTS,
+    DROPOUT,
+    INFEASIBLE,
+    OFFLINE,
+    OK,
+    ROUNDS,
+    RUN_FILES,
+    STRAGGLER,
 )
 
-ROUND_NUMERIC = (
-    "round", "sim_time_s", "energy_j", "accuracy", "loss", "participants", "stragglers",
-    "selected", "infeasible", "round_s", "round_energy_j",
-)
-CLIENT_NUMERIC = (
-    "round", "client_id", "budget_bits", "avg_bits", "samples", "compute_s", "comm_s",
-    "energy_j", "avg_bits_up", "downlink_j", "compute_j", "uplink_j", "idle_j", "idle_s",
-    "bits_down_payload", "bits_up_payload",
-)
-CLIENT_TEXT = ("device", "status", "device_class", "group", "reason")
-BITS_NUMERIC = ("round", "client_id", "params", "bits_down", "bits_up")
-BITS_TEXT = ("layer",)
+__all__ = ["INFEASIBLE", "OK", "RUN_FILES", "STRAGGLER", "Run", "Table", "load_run",
+           "resolve_group"]
 
-# Optional columns read when present (a later simulator may write them).
-#   clients.csv ``accuracy``: test accuracy of the model this client received (per-tier
-#   fairness of mixed-precision methods); drawn per device class when present.
-CLIENT_OPTIONAL_NUMERIC = ("accuracy",)
-
-_ROUND_RE = re.compile(r'"round"\s*:\s*(-?\d+)\s*[,}]')
-
-# Client statuses. Anything not "ok" is a client-round whose update was not aggregated.
-OK = "ok"
-STRAGGLER = "straggler"
-INFEASIBLE = "infeasible"
-DROPOUT_STATUSES = ("dropout", "offline", "battery")
-
-
-class Table:
-    """Columns of one CSV file: numeric ones as float arrays (empty cell = NaN), text as str."""
-
-    def __init__(self, columns: dict[str, np.ndarray], n: int) -> None:
-        self.columns = columns
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __contains__(self, name: str) -> bool:
-        return name in self.columns
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self.columns[name]
-
-    def where(self, mask: np.ndarray) -> Table:
-        return Table({k: v[mask] for k, v in self.columns.items()}, int(np.count_nonzero(mask)))
-
-
-def read_csv(path: Path, numeric: Sequence[str], text: Sequence[str] = (),
-             optional_numeric: Sequence[str] = (), keep_rounds: set[int] | None = None,
-             header_only: bool = False) -> Table:
-    """Read a header-first CSV, checking that every required column is there.
-
-    ``keep_rounds`` reads only the rows of those rounds (bits.csv of a long run is big);
-    ``header_only`` checks the columns and reads no row.
-    """
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if header is None:
-                raise InputError("empty file: expected a header row", file=path)
-            header = [h.strip() for h in header]
-            missing = [c for c in (*numeric, *text) if c not in header]
-            if missing:
-                raise InputError(
-                    f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                    f"(found: {', '.join(header)})",
-                    file=path,
-                )
-            wanted_num = [c for c in (*numeric, *optional_numeric) if c in header]
-            idx = {c: header.index(c) for c in (*wanted_num, *text)}
-            raw: dict[str, list[Any]] = {c: [] for c in idx}
-            round_idx = header.index("round") if "round" in header else None
-            keep = {str(r) for r in keep_rounds} if keep_rounds is not None else None
-            for lineno, row in enumerate([] if header_only else reader, start=2):
-                if not row:
-                    continue
-                if keep is not None and round_idx is not None:
-                    cell = row[round_idx].strip()
-                    if cell not in keep and cell.split(".")[0] not in keep:
-                        continue
-                if len(row) < len(header):
-                    row = row + [""] * (len(header) - len(row))
-                for c in wanted_num:
-                    cell = row[idx[c]].strip()
-                    if cell == "" or cell.lower() in ("nan", "none", "null"):
-                        raw[c].append(math.nan)
-                        continue
-                    try:
-                        raw[c].append(float(cell))
-                    except ValueError:
-                        raise InputError(
-                            f"line {lineno}: expected a number, got {cell!r}",
-                            file=path, key=c,
-                        ) from None
-                for c in text:
-                    raw[c].append(row[idx[c]].strip())
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", file=path) from None
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise InputError(f"not a readable CSV file: {exc}", file=path) from None
-    n = len(next(iter(raw.values()))) if raw else 0
-    cols: dict[str, np.ndarray] = {}
-    for c, vals in raw.items():
-        if c in text:
-            cols[c] = np.array(vals, dtype=object)
-        else:
-            cols[c] = np.array(vals, dtype=float)
-    return Table(cols, n)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", file=path) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"not valid JSON: {exc}", file=path) from None
-    if not isinstance(data, dict):
-        raise InputError("expected a JSON object", file=path)
-    return data
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", file=path) from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InputError(f"not valid YAML: {exc}", file=path) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise InputError("expected a mapping of scenario keys", file=path)
-    return data
+#: Statuses of clients lost to fleet dynamics (drawn together in the reports).
+DROPOUT_STATUSES = (DROPOUT, OFFLINE, BATTERY)
 
 
 @dataclass
@@ -186,8 +59,7 @@ class Run:
         """Rows of bits.csv (only those of ``rounds`` when given: the file can be large)."""
         key = f"bits:{sorted(rounds) if rounds is not None else 'all'}"
         if key not in self._cache:
-            self._cache[key] = read_csv(self.path / "bits.csv", BITS_NUMERIC, BITS_TEXT,
-                                        keep_rounds=rounds)
+            self._cache[key] = read_table(self.path / "bits.csv", BITS, keep_rounds=rounds)
         return self._cache[key]  # type: ignore[no-any-return]
 
     def cached(self, key: str, make: Any) -> Any:
@@ -247,79 +119,8 @@ class Run:
     # -- events -----------------------------------------------------------------------------
     def iter_events(self, rounds: set[int] | None = None) -> Iterator[dict[str, Any]]:
         """Events of events.jsonl (only those of ``rounds`` when given), in file order."""
-        path = self.path / "events.jsonl"
-        try:
-            f = open(path, encoding="utf-8")  # noqa: SIM115
-        except OSError as exc:
-            raise InputError(f"cannot read: {exc.strerror or exc}", file=path) from None
-        with f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                if rounds is not None:
-                    m = _ROUND_RE.search(line)
-                    if m and int(m.group(1)) not in rounds:
-                        continue  # skip parsing events of other rounds (long runs)
-                try:
-                    ev = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"line {lineno}: not valid JSON ({exc.msg})",
-                                     file=path) from None
-                if not isinstance(ev, dict) or "kind" not in ev or "t" not in ev:
-                    raise InputError(f"line {lineno}: expected an object with 't' and 'kind'",
-                                     file=path)
-                if rounds is not None and ev.get("round") not in rounds:
-                    continue
-                yield ev
-
-
-def run_files_present(path: Path) -> list[str]:
-    return [name for name in RUN_FILES if (path / name).is_file()]
-
-
-def child_runs(path: Path) -> list[Path]:
-    """Run folders directly under ``path`` (a seeds parent holds one per seed)."""
-    if not path.is_dir():
-        return []
-    out = []
-    for p in sorted(path.iterdir()):
-        if p.is_dir() and not p.name.startswith(".") and len(run_files_present(p)) == len(
-            RUN_FILES
-        ):
-            out.append(p)
-    return out
-
-
-def check_run_folder(path: Path) -> None:
-    """Raise an InputError saying what is wrong if ``path`` is not a complete run folder."""
-    if not path.exists():
-        raise InputError("no such folder", file=path)
-    if not path.is_dir():
-        raise InputError("not a run folder (it is a file); expected the folder that "
-                         f"holds {', '.join(RUN_FILES)}", file=path)
-    present = run_files_present(path)
-    missing = [name for name in RUN_FILES if name not in present]
-    if not missing:
-        return
-    hint = ""
-    if path.name.startswith(".") and path.name.endswith(".partial"):
-        hint = " (an unfinished run: the simulator renames it into place only when it ends)"
-    if not present:
-        children = child_runs(path)
-        if children:
-            raise InputError(
-                f"not a run folder but a parent of {len(children)} run folders "
-                f"({', '.join(c.name for c in children[:4])}"
-                f"{', ...' if len(children) > 4 else ''}); report one of them, or pass the "
-                "parent to 'fedsim compare'",
-                file=path,
-            )
-        raise InputError(
-            f"not a fedsim run folder{hint}: none of {', '.join(RUN_FILES)} found", file=path
-        )
-    raise InputError(
-        f"incomplete run folder{hint}: missing {', '.join(missing)}", file=path
-    )
+        for _, ev in iter_events(self.path / "events.jsonl", rounds):
+            yield ev
 
 
 def load_run(path: str | Path) -> Run:
@@ -329,15 +130,11 @@ def load_run(path: str | Path) -> Run:
     """
     path = Path(path)
     check_run_folder(path)
-    scenario = _read_yaml(path / "scenario.yaml")
-    summary = _read_json(path / "summary.json")
-    rounds = read_csv(path / "rounds.csv", ROUND_NUMERIC)
-    clients = read_csv(path / "clients.csv", CLIENT_NUMERIC, CLIENT_TEXT,
-                       optional_numeric=CLIENT_OPTIONAL_NUMERIC)
-    read_csv(path / "bits.csv", BITS_NUMERIC, BITS_TEXT, header_only=True)
-    if len(rounds):
-        order = np.argsort(rounds["round"], kind="stable")
-        rounds = Table({k: v[order] for k, v in rounds.columns.items()}, len(rounds))
+    scenario = read_mapping(path / "scenario.yaml", "the run's scenario")
+    summary = read_mapping(path / "summary.json", "the run's summary")
+    rounds = read_table(path / "rounds.csv", ROUNDS).sorted_by("round")
+    clients = read_table(path / "clients.csv", CLIENTS)
+    read_table(path / "bits.csv", BITS, header_only=True)
     return Run(path=path, scenario=scenario, summary=summary, rounds=rounds, clients=clients)
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from click.testing import CliRunner
 
-from fedsim.checkpoint import CHECKPOINT
 from fedsim.cli import main
+from fedsim.run.checkpoint import CHECKPOINT
 from tests.conftest import TINY, write_scenario
 
 FILES = ("rounds.csv", "clients.csv", "bits.csv", "events.jsonl")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fedsim.engine.availability import Diurnal, Markov, Trace, load_trace
-from fedsim.engine.core import ClientDynamics, Engine, EngineConfig, Recharge
+from fedsim.engine.core import Engine, EngineConfig
+from fedsim.engine.dynamics import ClientDynamics, Recharge
 from fedsim.engine.types import ClientDesc
 from fedsim.errors import InputError
 from tests.engine.test_engine import Collect, FakeCost, FakePort

@@ -492,7 +492,7 @@ def profile_cases() -> st.SearchStrategy[Case]:
         empty_texts.map(lambda t: Case("empty file", t, None, None)),
         non_mapping_tops.map(lambda t: Case("top level not a mapping", t, None,
                                             "expected a mapping")),
-        binary_junk.map(lambda b: Case("binary junk", b, None, "cannot read")),
+        binary_junk.map(lambda b: Case("binary junk", b, None, "not a text file")),
         float_fields.flatmap(out_of_range),
         wrong(sorted(PROF_FLOAT, key=key_of), st.one_of(junk, st.booleans(), wrong_type),
               "strict number, wrong type (strings, booleans, lists)"),

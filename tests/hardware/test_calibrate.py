@@ -18,7 +18,7 @@ import torch
 from click.testing import CliRunner
 
 from fedsim.algorithms.training import local_sgd, steps_per_epoch
-from fedsim.calibrate import W_GRID, calibrate, step_clock
+from fedsim.calibration.host import W_GRID, calibrate, step_clock
 from fedsim.cli import main
 from fedsim.errors import InputError
 from fedsim.hardware import ProfileLibrary, load_profile_file, train_cost

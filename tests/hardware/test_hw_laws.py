@@ -84,7 +84,7 @@ def test_table_law_interpolates_and_clamps(make_device):
 
 
 def test_laws_are_sane_against_haq_table(make_device):
-    """HAQ's MobileNetV2 table relative to W8A8 (COST_MODEL.md section 2)."""
+    """HAQ's MobileNetV2 table relative to W8A8 (docs/hardware.md section 3)."""
     haq = {(4, 4): 0.40, (2, 2): 0.18, (1, 1): 0.087, (8, 4): 0.51, (4, 8): 0.79}
     flex = make_device(mode="bit_flexible")
     serial = make_device(mode="bit_serial")

@@ -69,4 +69,5 @@ def test_float_mode_bits_do_not_change_compute_bound_time():
     t, _ = train_cost_batch(
         [pi, pi], SPEC, np.array([[2, 2, 2], [8, 8, 8]]), act_bits=4, batch_size=64, steps=1
     )
-    assert t[0] == t[1]  # compute-bound on float hardware: no bit speed-up (COST_MODEL.md 0)
+    # Compute-bound on float hardware: no bit speed-up (docs/hardware.md section 1).
+    assert t[0] == t[1]

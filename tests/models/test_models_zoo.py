@@ -100,13 +100,15 @@ def test_cnn_layout_and_options() -> None:
 @pytest.mark.parametrize(
     ("name", "options", "key"),
     [
-        ("cnn", {"channels": []}, "model.channels"),
-        ("cnn", {"channels": [16, 0]}, "model.channels"),
-        ("cnn", {"hidden": "64"}, "model.hidden"),
-        ("cnn", {"batchnorm": "yes"}, "model.batchnorm"),
-        ("cnn", {"shortcut": "A"}, "model.shortcut"),
-        ("resnet20", {"shortcut": "C"}, "model.shortcut"),
-        ("resnet20", {"depth": 20}, "model.depth"),
+        # the scenario's key paths (options sit under model.options), from its schemas
+        ("cnn", {"channels": []}, "model.options.channels"),
+        ("cnn", {"channels": [16, 0]}, "model.options.channels[1]"),
+        ("cnn", {"channels": ["16"]}, "model.options.channels[0]"),
+        ("cnn", {"hidden": "64"}, "model.options.hidden"),
+        ("cnn", {"batchnorm": "yes"}, "model.options.batchnorm"),
+        ("cnn", {"shortcut": "A"}, "model.options.shortcut"),
+        ("resnet20", {"shortcut": "C"}, "model.options.shortcut"),
+        ("resnet20", {"depth": 20}, "model.options.depth"),
         ("vgg", None, "model.name"),
     ],
 )

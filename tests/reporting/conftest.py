@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fedsim.reporting.commands import compare, report
+from fedsim.cli.report import compare, report
 from tests.reporting.runfolder import MCU, PHONE, SBC, make_run
 
 

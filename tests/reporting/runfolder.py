@@ -1,35 +1,41 @@
 """Write small but realistic run folders (the simulator's format) for the reporting tests.
 
-A tiny discrete timeline per round: every selected client receives the model, trains, and
-sends its update; a deadline turns late clients into stragglers (charged the part of the
-phase they finished), idle clients wait at idle power for the round to close. Files, columns
-and event kinds are those of fedsim/rundir.py and fedsim/engine/core.py.
+A tiny discrete timeline per round, the engine's (fedsim/engine/client.py, sync.py): every
+selected client receives the model, trains, and sends its update; a deadline turns late
+clients into stragglers (charged the part of the phase they finished), a client whose
+battery empties stops mid-training, clients that reported wait at idle power for the round
+to close. Only the timeline is made up here: records are the engine's dataclasses
+(:mod:`fedsim.engine.records`) written by the real writer (:class:`RunFolder`), payloads
+come from :func:`fedsim.payload.layer_payload_bits`, and ``fedsim verify`` must accept
+every folder this writes (tests/reporting/test_runfolder_fixture.py).
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
+from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-ROUND_COLUMNS = [
-    "round", "sim_time_s", "energy_j", "accuracy", "loss", "participants", "stragglers",
-    "selected", "infeasible", "round_s", "round_energy_j",
-]
-CLIENT_COLUMNS = [
-    "round", "client_id", "device", "budget_bits", "avg_bits", "samples", "compute_s",
-    "comm_s", "energy_j", "status", "device_class", "group", "avg_bits_up", "downlink_j",
-    "compute_j", "uplink_j", "idle_j", "idle_s", "bits_down_payload", "bits_up_payload",
-    "reason",
-]
-BITS_COLUMNS = ["round", "client_id", "layer", "params", "bits_down", "bits_up"]
+from fedsim.engine.records import ClientRoundRecord, RoundRecord
+from fedsim.payload import layer_payload_bits
+from fedsim.records.schema import (
+    BATTERY,
+    DROPOUT,
+    INFEASIBLE,
+    OFFLINE,
+    OK,
+    STRAGGLER,
+)
+from fedsim.records.writer import RunFolder
+from fedsim.spec import FLOAT_BITS
 
 LAYERS = [("conv1", 432), ("layer1.conv", 9216), ("layer2.conv", 18432), ("fc", 640)]
+FLOAT_PARAMS = 200  # biases and BatchNorm state: sent at 32 bits both ways
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ QUANTIZED = {"fedmpq", "aqfl", "fpq8"}
 
 def _bits_for(alg: str, budget: float, cid: int, r: int) -> list[int]:
     if alg not in QUANTIZED:
-        return [32] * len(LAYERS)
+        return [FLOAT_BITS] * len(LAYERS)
     if alg == "fpq8":
         return [8] * len(LAYERS)
     if alg == "aqfl":
@@ -75,7 +81,14 @@ def _avg(bits: list[int]) -> float:
 
 
 def _payload(bits: list[int]) -> int:
-    return sum(b * p for b, (_, p) in zip(bits, LAYERS, strict=True)) + 32 * len(LAYERS)
+    """Bits on the wire: every layer's payload plus the float state (fedsim.payload)."""
+    layers = sum(layer_payload_bits(p, b) for b, (_, p) in zip(bits, LAYERS, strict=True))
+    return layers + FLOAT_PARAMS * FLOAT_BITS
+
+
+def _t(t: float) -> float:
+    """Event timestamps as the engine writes them (fedsim.engine.core.round_time)."""
+    return round(float(t), 9)
 
 
 def make_run(
@@ -91,7 +104,6 @@ def make_run(
     infeasible: tuple[tuple[int, int], ...] = (),
     slow: tuple[tuple[int, int], ...] = ((1, 4),),
     dropouts: tuple[tuple[int, int], ...] = (),
-    client_accuracy: bool = False,
     per_round: int | None = None,
     scenario_name: str = "tiny",
     planned_rounds: int | None = None,
@@ -99,54 +111,46 @@ def make_run(
     """Write a run folder ``root/name`` and return its path.
 
     ``infeasible``, ``slow`` and ``dropouts`` list (round, client) pairs that do not fit
-    memory, compute too slowly to meet the deadline (stragglers), or drop out halfway through
-    local training (battery; a later simulator's status and event kind).
+    memory, compute too slowly to meet the deadline (stragglers), or whose battery empties
+    halfway through local training (status and event ``battery``).
     """
-    path = root / name
-    path.mkdir(parents=True)
+    if (root / name).exists():
+        raise FileExistsError(root / name)
+    folder = RunFolder(root, name)
+    folder.layer_params = list(LAYERS)
     clients: list[tuple[int, Group]] = []
     for g in groups:
         for _ in range(g.count):
             clients.append((len(clients), g))
-    events: list[dict[str, Any]] = []
-    round_rows, client_rows, bits_rows = [], [], []
     t = 0.0
     fleet_j = 0.0
-    stragglers_total = infeasible_total = 0
-    accs = []
+    round_recs: list[RoundRecord] = []
     for r in range(rounds):
         t0 = t
         chosen = clients if per_round is None else [
             clients[(r * per_round + k) % len(clients)] for k in range(per_round)]
         chosen = sorted(chosen, key=lambda c: c[0])
-        events.append({"t": t0, "round": r, "kind": "round_start",
-                       "selected": [cid for cid, _ in chosen]})
+        folder.on_event({"t": _t(t0), "round": r, "kind": "round_start",
+                         "selected": [cid for cid, _ in chosen]})
         deadline = t0 + deadline_s if deadline_s else math.inf
-        recs: dict[int, dict[str, Any]] = {}
+        recs: list[ClientRoundRecord] = []
         ends: list[float] = []
-        pend: list[dict[str, Any]] = []
+        pend: list[dict[str, Any]] = []  # client events, sent in time order
+        emit = partial(_client_event, pend, r)
         for cid, g in chosen:
             bits = _bits_for(algorithm, g.budget_bits, cid, r)
-            rec = {
-                "round": r, "client_id": cid, "device": g.profile, "budget_bits": g.budget_bits,
-                "avg_bits": round(_avg(bits), 4), "samples": 100 + 10 * cid,
-                "compute_s": 0.0, "comm_s": 0.0, "energy_j": 0.0, "status": "ok",
-                "device_class": g.device_class, "group": g.name, "avg_bits_up": 0.0,
-                "downlink_j": 0.0, "compute_j": 0.0, "uplink_j": 0.0, "idle_j": 0.0,
-                "idle_s": 0.0, "bits_down_payload": 0, "bits_up_payload": 0, "reason": "",
-                "_bits": bits, "_up": [], "_g": g, "_end": None,
-            }
-            recs[cid] = rec
+            rec = ClientRoundRecord(
+                round=r, client_id=cid, device=g.profile, device_class=g.device_class,
+                group=g.name, budget_bits=g.budget_bits, avg_bits=_avg(bits),
+                samples=100 + 10 * cid, bits_down=tuple(bits))
+            recs.append(rec)
             if (r, cid) in infeasible:
-                rec["status"] = "infeasible"
-                rec["reason"] = "needs 310.2 MB, usable 256.0 MB"
-                pend.append({"t": t0, "round": r, "kind": "infeasible", "client": cid,
-                             "reason": rec["reason"]})
-                infeasible_total += 1
+                rec.status = INFEASIBLE
+                rec.reason = "needs 310.2 MB, usable 256.0 MB"
+                emit(t0, "infeasible", cid, reason=rec.reason)
                 continue
-            down_bits = _payload(bits)
-            rec["bits_down_payload"] = down_bits
-            down_s = down_bits / g.down_bps + 0.05
+            rec.bits_down_payload = _payload(bits)
+            down_s = rec.bits_down_payload / g.down_bps + 0.05
             # slower in later rounds for the SBCs, so the deadline bites in round 1
             comp_s = g.compute_s * (_avg(bits) / 8 if algorithm in QUANTIZED else 1.0)
             comp_s *= 1.0 + 0.35 * ((cid + r) % 3)
@@ -160,99 +164,64 @@ def make_run(
                       ("uplink", up_s, g.radio_w * 1.5)]
             tc = t0
             for phase, dur, watts in phases:
+                if phase == "uplink":  # training returned the bits it uploads
+                    rec.bits_up = tuple(up)
+                    rec.avg_bits_up = _avg(up)
+                    rec.bits_up_payload = up_bits
+                # a stop inside the phase: the battery empties halfway, or the deadline
+                stop = None
                 if phase == "compute" and (r, cid) in dropouts:
-                    done = dur / 2
-                    rec["compute_j"] += watts * done
-                    rec["compute_s"] += done
-                    rec["status"] = "battery"
-                    rec["reason"] = "battery empty"
-                    rec["_end"] = tc + done
-                    pend.append({"t": tc + done, "round": r, "kind": "battery", "client": cid,
-                                 "phase": "compute", "cause": "battery empty",
-                                 "energy_j": rec["downlink_j"] + rec["compute_j"]})
-                    break
-                if tc + dur > deadline:
-                    done = deadline - tc
-                    rec[f"{phase}_j"] += watts * done
-                    if phase == "compute":
-                        rec["compute_s"] += done
-                    else:
-                        rec["comm_s"] += done
-                    rec["status"] = "straggler"
-                    rec["reason"] = "deadline"
-                    rec["_end"] = deadline
-                    pend.append({"t": deadline, "round": r, "kind": "straggler", "client": cid,
-                                 "phase": phase, "cause": "deadline",
-                                 "energy_j": sum(rec[f"{p}_j"] for p in
-                                                 ("downlink", "compute", "uplink"))})
-                    stragglers_total += 1
+                    stop = (tc + dur / 2, BATTERY, "battery")
+                if tc + dur > deadline and (stop is None or stop[0] > deadline):
+                    stop = (deadline, STRAGGLER, "deadline")
+                if stop is not None:
+                    at, status, cause = stop
+                    _spend(rec, phase, at - tc, watts * (at - tc))
+                    rec.status, rec.reason, rec.finished_s = status, cause, at
+                    emit(at, status, cid, phase=phase, cause=cause, energy_j=rec.energy_j)
                     break
                 tc += dur
-                rec[f"{phase}_j"] += watts * dur
+                _spend(rec, phase, dur, watts * dur)
                 if phase == "compute":
-                    rec["compute_s"] += dur
-                    pend.append({"t": tc, "round": r, "kind": "compute_end", "client": cid,
-                                 "duration_s": dur, "energy_j": watts * dur, "steps": 4})
+                    emit(tc, "compute_end", cid, duration_s=dur, energy_j=watts * dur, steps=4)
                 else:
-                    rec["comm_s"] += dur
-                    kind = f"{phase}_end"
-                    pb = down_bits if phase == "downlink" else up_bits
-                    if phase == "uplink":
-                        rec["bits_up_payload"] = up_bits
-                        rec["_up"] = up
-                        rec["avg_bits_up"] = round(_avg(up), 4)
-                    pend.append({"t": tc, "round": r, "kind": kind, "client": cid,
-                                 "duration_s": dur, "payload_bits": pb, "energy_j": watts * dur})
-            if rec["status"] == "ok":
-                rec["_end"] = tc
-            ends.append(rec["_end"])
+                    pb = rec.bits_down_payload if phase == "downlink" else rec.bits_up_payload
+                    emit(tc, f"{phase}_end", cid, duration_s=dur, payload_bits=pb,
+                         energy_j=watts * dur)
+            else:
+                rec.status, rec.finished_s = OK, tc
+            assert rec.finished_s is not None
+            ends.append(rec.finished_s)
         t_end = max(ends) if ends else t0
-        for rec in recs.values():
-            if rec["status"] == "ok":
-                rec["idle_s"] = t_end - rec["_end"]
-                rec["idle_j"] = rec["idle_s"] * rec["_g"].idle_w
-            rec["energy_j"] = sum(rec[f"{p}_j"] for p in ("downlink", "compute", "uplink",
-                                                            "idle"))
-        pend.sort(key=lambda e: e["t"])
-        events += pend
-        ok = sorted(cid for cid, rec in recs.items() if rec["status"] == "ok")
-        events.append({"t": t_end, "round": r, "kind": "aggregate", "clients": ok})
+        for rec in recs:  # clients that reported idle until the round closes
+            if rec.status == OK:
+                assert rec.finished_s is not None
+                idle_s = t_end - rec.finished_s
+                g = next(g for c, g in chosen if c == rec.client_id)
+                _spend(rec, "idle", idle_s, idle_s * g.idle_w)
+        pend.sort(key=lambda e: e["t"])  # stable: the engine's order at equal times
+        for e in pend:
+            folder.on_event(e)
+        ok = sorted(rec.client_id for rec in recs if rec.status == OK)
+        folder.on_event({"t": _t(t_end), "round": r, "kind": "aggregate", "clients": ok})
         acc = acc_max * (1 - math.exp(-(r + 1) / 2.0))
         loss = 2.3 * math.exp(-(r + 1) / 2.5)
-        accs.append(acc)
-        round_j = sum(rec["energy_j"] for rec in recs.values())
+        for rec in recs:
+            folder.on_client(rec)
+        round_j = sum(rec.energy_j for rec in recs)
         fleet_j += round_j
-        n_strag = sum(1 for rec in recs.values() if rec["status"] == "straggler")
-        n_inf = sum(1 for rec in recs.values() if rec["status"] == "infeasible")
-        events.append({"t": t_end, "round": r, "kind": "round_end", "accuracy": acc,
-                       "loss": loss, "energy_j": round_j, "participants": len(ok)})
-        round_rows.append([r, t_end, fleet_j, acc, loss, len(ok), n_strag, len(recs), n_inf,
-                           t_end - t0, round_j])
-        for cid in sorted(recs):
-            rec = recs[cid]
-            row = [rec[c] for c in CLIENT_COLUMNS]
-            if client_accuracy:
-                row.append(round(acc - 0.02 * (8 - rec["budget_bits"]), 4))
-            client_rows.append(row)
-            for li, (layer, params) in enumerate(LAYERS):
-                up = rec["_up"][li] if rec["_up"] else ""
-                bits_rows.append([r, cid, layer, params, rec["_bits"][li], up])
+        folder.on_event({"t": _t(t_end), "round": r, "kind": "round_end", "accuracy": acc,
+                         "loss": loss, "energy_j": round_j, "participants": len(ok)})
+        count = Counter(rec.status for rec in recs)
+        rr = RoundRecord(
+            round=r, sim_time_s=t_end, energy_j=fleet_j, accuracy=acc, loss=loss,
+            participants=len(ok), stragglers=count[STRAGGLER], selected=len(recs),
+            infeasible=count[INFEASIBLE], round_s=t_end - t0, round_energy_j=round_j,
+            dropouts=count[DROPOUT], offline=count[OFFLINE], battery=count[BATTERY])
+        folder.on_round(rr)
+        round_recs.append(rr)
         t = t_end
 
-    def write_csv(fname: str, header: list[str], rows: list[list[Any]]) -> None:
-        with open(path / fname, "w", encoding="utf-8", newline="") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(header)
-            for row in rows:
-                w.writerow([repr(round(v, 10)) if isinstance(v, float) else v for v in row])
-
-    write_csv("rounds.csv", ROUND_COLUMNS, round_rows)
-    write_csv("clients.csv", CLIENT_COLUMNS + (["accuracy"] if client_accuracy else []),
-              client_rows)
-    write_csv("bits.csv", BITS_COLUMNS, bits_rows)
-    with open(path / "events.jsonl", "w", encoding="utf-8") as f:
-        for e in events:
-            f.write(json.dumps(e, separators=(",", ":")) + "\n")
     scenario = {
         "name": scenario_name, "seed": seed,
         "rounds": rounds if planned_rounds is None else planned_rounds,
@@ -270,18 +239,48 @@ def make_run(
                       "eval_batch_size": 1024},
         "description": "Tiny heterogeneous test run.",
     }
-    (path / "scenario.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False),
-                                        encoding="utf-8")
+    folder.write_text("scenario.yaml", yaml.safe_dump(scenario, sort_keys=False))
+    accs = [rr.accuracy for rr in round_recs]
+    last = round_recs[-1] if round_recs else None
+    counts = folder.status_counts
     summary = {
         "run_id": name, "scenario": scenario_name, "algorithm": algorithm, "seed": seed,
-        "rounds": rounds, "clients": len(clients),
+        "rounds": len(round_recs), "clients": len(clients),
         "model": {"name": "cnn", "quantized_layers": len(LAYERS),
-                  "params": sum(p for _, p in LAYERS) + 200, "macs_per_sample": 123456},
-        "final_accuracy": accs[-1] if accs else None,
+                  "params": sum(p for _, p in LAYERS) + FLOAT_PARAMS,
+                  "macs_per_sample": 123456},
+        "final_accuracy": last.accuracy if last else None,
         "best_accuracy": max(accs) if accs else None,
-        "final_loss": None, "sim_time_s": t, "energy_j": fleet_j,
-        "stragglers": stragglers_total, "infeasible": infeasible_total,
+        "final_loss": None,
+        "sim_time_s": last.sim_time_s if last else 0.0,
+        "energy_j": last.energy_j if last else 0.0,
+        "stragglers": sum(rr.stragglers for rr in round_recs),
+        "infeasible": sum(rr.infeasible for rr in round_recs),
+        "dropouts": sum(rr.dropouts for rr in round_recs),
+        "offline": sum(rr.offline for rr in round_recs),
+        "battery": sum(rr.battery for rr in round_recs),
+        "client_rounds": {
+            "total": sum(counts.values()), "ok": counts.get(OK, 0),
+            "lost": {k: v for k, v in sorted(counts.items()) if k != OK},
+            "participation_rate": (counts.get(OK, 0) / sum(counts.values())
+                                   if counts else None)},
         "host": {"wall_s": 1.0, "peak_rss_mb": 100.0},
     }
-    (path / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    return path
+    folder.write_json("summary.json", summary)
+    return folder.commit()
+
+
+def _client_event(pend: list[dict[str, Any]], r: int, at: float, kind: str, cid: int,
+                  **fields: Any) -> None:
+    pend.append({"t": _t(at), "round": r, "kind": kind, "client": cid, **fields})
+
+
+def _spend(rec: ClientRoundRecord, phase: str, seconds: float, energy_j: float) -> None:
+    """Charge a phase's energy and book its time (fedsim.engine.client.ClientTask.spend)."""
+    rec.charge(phase, energy_j)
+    if phase == "compute":
+        rec.compute_s += seconds
+    elif phase == "idle":
+        rec.idle_s += seconds
+    else:
+        rec.comm_s += seconds

@@ -12,7 +12,8 @@ import pytest
 
 from fedsim.reporting import load_run, metrics, style
 from fedsim.reporting import page as pg
-from fedsim.reporting.report import Group, _labels, build_compare
+from fedsim.reporting.compare import Group, build_compare
+from fedsim.reporting.compare import label_groups as _labels
 from fedsim.reporting.run import resolve_group
 from tests.reporting.runfolder import MCU, PHONE, SBC, make_run
 

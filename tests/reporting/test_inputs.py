@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from fedsim.cli.report import compare, report
 from fedsim.errors import InputError
 from fedsim.reporting import RUN_FILES, load_run, write_report
-from fedsim.reporting.commands import compare, report
 from tests.reporting.runfolder import make_run
 
 
@@ -80,7 +80,7 @@ def test_bad_number_names_line_and_column(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("name", "content", "expect"), [
     ("summary.json", "{not json", "not valid JSON"),
-    ("summary.json", "[1, 2]", "expected a JSON object"),
+    ("summary.json", "[1, 2]", "expected a mapping"),
     ("scenario.yaml", "a: [1, 2", "not valid YAML"),
     ("rounds.csv", "", "empty file"),
 ])

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from fedsim.cli.report import report
 from fedsim.reporting import load_run, metrics, style
 from fedsim.reporting import page as pg
-from fedsim.reporting.commands import report
 from fedsim.reporting.report import ENERGY_COLUMNS, build_report, write_energy_csv
 from tests.reporting.runfolder import PHONE, SBC, make_run
 
@@ -179,13 +179,6 @@ def test_float_run_says_there_are_no_bits_to_show(tmp_path: Path) -> None:
     assert "32-bit float" in notes
 
 
-def test_per_class_accuracy_is_drawn_when_recorded(tmp_path: Path) -> None:
-    run = load_run(make_run(tmp_path, "acc", client_accuracy=True))
-    acc = metrics.class_accuracy(run)
-    assert acc is not None and set(acc) == {"phone", "sbc"}
-    assert acc["phone"] > acc["sbc"]  # the 2-bit tier holds the weaker model
-
-
 def test_dropouts_are_counted_and_drawn(tmp_path: Path) -> None:
     run = load_run(make_run(tmp_path, "drop", dropouts=((2, 0),), slow=()))
     h = metrics.headline(run)
@@ -287,7 +280,7 @@ class _Port:
 
 def test_report_of_a_run_written_by_the_engine(tmp_path: Path) -> None:
     engine = pytest.importorskip("fedsim.engine.core")
-    rundir = pytest.importorskip("fedsim.rundir")
+    rundir = pytest.importorskip("fedsim.records.writer")
     from fedsim.engine.types import ClientDesc
 
     folder = rundir.RunFolder(tmp_path, "engine-run")

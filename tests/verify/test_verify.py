@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fedsim.cli.verify import verify
 from fedsim.verify import RUN_FILES, verify_run
-from fedsim.verify_cli import verify
 from tests.conftest import TINY, write_scenario
 
 # FedMPQ (budget-bound downlink), a phone group at 3.5 bits and a deadline that cuts the
@@ -33,7 +33,7 @@ VERIFY_SCENARIO["selection"] = {"deadline_s": 0.45}
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from fedsim.config.loader import load_scenario
-    from fedsim.simulation import run_scenario
+    from fedsim.run.simulation import run_scenario
 
     tmp = tmp_path_factory.mktemp("verify_run")
     loaded = load_scenario(write_scenario(tmp, VERIFY_SCENARIO))
@@ -123,7 +123,7 @@ def test_verify_passes_on_real_run(real_run: Path) -> None:
 def test_verify_does_not_import_torch(real_run: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-c",
-         "import sys; from fedsim.verify_cli import verify\n"
+         "import sys; from fedsim.cli.verify import verify\n"
          f"try:\n    verify([{str(real_run)!r}])\n"
          "except SystemExit as e: print('EXIT', e.code)\n"
          "print('TORCH' if 'torch' in sys.modules else 'NOTORCH')"],
@@ -373,7 +373,7 @@ DYNAMIC["stopped"] = {  # no battery can ever pay a round: battery_wait retries,
 @pytest.fixture(scope="module")
 def dynamic_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from fedsim.config.loader import load_scenario
-    from fedsim.simulation import run_scenario
+    from fedsim.run.simulation import run_scenario
 
     tmp = tmp_path_factory.mktemp("dynamic")
     out = {}
@@ -469,7 +469,7 @@ def test_missing_file_exits_2(run: Path, name: str) -> None:
         ("events.jsonl", '{"t": 0.0, "round": 0, "kind": "round_start"}\n{oops\n', "line 2"),
         ("events.jsonl", '{"round": 0, "kind": "round_start"}\n', "'t'"),
         ("events.jsonl", "[1, 2]\n", "JSON object"),
-        ("scenario.yaml", "a: [1\n", "cannot parse"),
+        ("scenario.yaml", "a: [1\n", "not valid YAML"),
         ("summary.json", "[]", "expected a mapping"),
     ],
 )

@@ -1,0 +1,275 @@
+"""Build every part of a run from a validated scenario, before anything is written.
+
+The promise "bad input never leaves a half-written results folder" rests on this module:
+everything that can fail on user input -- profiles, dataset files, the split, model
+options, a fleet in which nobody fits, the host's memory -- is resolved here, and
+:func:`build_run` touches no output folder. The result, :class:`RunParts`, is what
+:mod:`fedsim.run.simulation` executes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fedsim.config.loader import LoadedScenario
+from fedsim.config.schema import Scenario
+from fedsim.engine.types import ClientDesc
+from fedsim.errors import InputError
+from fedsim.run.cost import HardwareCost
+from fedsim.run.fleet import FleetClient, build_dynamics, resolve_fleet
+from fedsim.seeding import derive_seed, rng
+from fedsim.spec import ModelSpec
+
+
+@dataclass
+class RunData:
+    """The clients' shards and the test set (``train``/``test`` are None in system-only)."""
+
+    parts: list[np.ndarray]
+    train: Any
+    test: Any
+    test_idx: np.ndarray | None
+    channels: int
+    image_size: int
+    num_classes: int
+    options: dict[str, Any]
+
+
+@dataclass
+class RunParts:
+    """Everything a run needs, built and checked; nothing has been written yet."""
+
+    loaded: LoadedScenario
+    data: RunData
+    model: Any
+    spec: ModelSpec
+    hyper: Any
+    algorithm: Any
+    fleet: list[FleetClient]
+    clients: list[ClientDesc]
+    cost: HardwareCost
+    synthetic: Any  # a SyntheticPort in system-only mode, else None
+    availability: Any
+    dynamics: dict[int, Any]
+    worker_setup: Any
+    evaluator: Any
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.loaded.scenario
+
+
+def build_run(loaded: LoadedScenario) -> RunParts:
+    """Resolve and check every part of the run described by ``loaded`` (InputError if not)."""
+    import torch
+
+    from fedsim.execution.worker import configure_torch
+    from fedsim.models import build_model, model_spec
+
+    sc = loaded.scenario
+    fleet = resolve_fleet(loaded)
+    data = load_run_data(loaded)
+    if (sc.execution.device == "cuda" and not sc.system_only.enabled
+            and not torch.cuda.is_available()):
+        raise InputError("CUDA is not available on this machine (torch "
+                         f"{torch.__version__}); use device: cpu", file=loaded.label,
+                         key="execution.device")
+    configure_torch(sc.execution.threads)
+    torch.manual_seed(derive_seed(sc.seed, "init"))
+    model = build_model(sc.model.name, in_channels=data.channels, num_classes=data.num_classes,
+                        image_size=data.image_size, options=sc.model.resolved_options())
+    spec = model_spec(model, name=sc.model.name,
+                      input_shape=(data.channels, data.image_size, data.image_size))
+    hyper, algorithm = _build_algorithm(sc, model, spec, fleet, data.parts)
+    cost, synthetic = _build_cost(sc, spec, fleet, data.parts, algorithm.act_bits)
+    _refuse_if_nobody_fits(loaded, fleet, cost, synthetic or algorithm)
+    availability, dynamics = build_dynamics(loaded, fleet)
+    _refuse_if_host_too_small(loaded, spec, data.parts)
+    samples = [len(p) for p in data.parts]
+    clients = [ClientDesc(c.client_id, c.group, c.profile.name, c.profile.device_class,
+                          c.budget_bits, samples[c.client_id]) for c in fleet]
+    return RunParts(
+        loaded=loaded, data=data, model=model, spec=spec, hyper=hyper, algorithm=algorithm,
+        fleet=fleet, clients=clients, cost=cost, synthetic=synthetic,
+        availability=availability, dynamics=dynamics,
+        worker_setup=_worker_setup(sc, data, hyper), evaluator=_evaluator(sc, data, algorithm,
+                                                                          model),
+    )
+
+
+# -- data -----------------------------------------------------------------------------------
+def load_run_data(loaded: LoadedScenario) -> RunData:
+    """The dataset and its split; in system-only mode only the shapes (nothing is loaded)."""
+    from fedsim.data import dataset_info, load_dataset
+
+    sc = loaded.scenario
+    options = data_options(sc)
+    if sc.system_only.enabled:
+        channels, image_size, num_classes = dataset_info(sc.data.dataset, options)
+        parts = [np.zeros(sc.system_only.samples_per_client, dtype=np.int64)
+                 for _ in range(sc.n_clients)]
+        return RunData(parts, None, None, None, channels, image_size, num_classes, options)
+    try:
+        train, test = load_dataset(sc.data.dataset, root=sc.data.root, seed=sc.seed,
+                                   options=options)
+    except InputError as exc:
+        raise InputError(exc.detail, file=loaded.label, key=exc.key or "data") from None
+    except OSError as exc:
+        raise InputError(f"cannot read the dataset: {exc.strerror}", file=loaded.label,
+                         key="data.root") from None
+    parts, test, test_idx = _partition(loaded, train, test)
+    return RunData(parts, train, test, test_idx, train.channels, train.image_size,
+                   train.num_classes, options)
+
+
+def data_options(sc: Scenario) -> dict[str, Any]:
+    """The dataset loader's options from the scenario (the same dict every worker gets)."""
+    opts: dict[str, Any] = {}
+    if sc.data.dataset == "synthetic":
+        opts.update(sc.data.synthetic.model_dump())
+    if sc.data.train_subset is not None:
+        opts["train_subset"] = sc.data.train_subset
+    if sc.data.test_subset is not None:
+        opts["test_subset"] = sc.data.test_subset
+    if sc.data.normalize is not None:
+        opts["normalize"] = {"mean": list(sc.data.normalize.mean),
+                             "std": list(sc.data.normalize.std)}
+    return opts
+
+
+def _partition(loaded: LoadedScenario, train: Any,
+               test: Any) -> tuple[list[np.ndarray], Any, np.ndarray | None]:
+    """Client shards (and possibly a test subset) from the partitioner or a split file."""
+    from fedsim.data import ArrayDataset, partition
+    from fedsim.data.splitfile import read_split
+
+    sc = loaded.scenario
+    pc = sc.data.partition
+    if pc.kind == "file":
+        assert pc.path is not None
+        path = Path(pc.path)
+        if not path.is_absolute():
+            path = loaded.base_dir / path
+        parts, test_idx = read_split(path, n_clients=sc.n_clients, n_train=len(train.y),
+                                     n_test=len(test.y), file=loaded.label,
+                                     key="data.partition.path", labels=train.y,
+                                     num_classes=train.num_classes)
+        if test_idx is not None:
+            test = ArrayDataset(x=test.x[test_idx], y=test.y[test_idx],
+                                num_classes=test.num_classes, name=test.name)
+        return parts, test, test_idx
+    try:
+        parts = partition(
+            train.y, sc.n_clients, kind=pc.kind, rng=rng(sc.seed, "partition"),
+            alpha=pc.alpha, shards_per_client=pc.shards_per_client, min_share=pc.min_share,
+        )
+    except ValueError as exc:
+        raise InputError(f"cannot partition {len(train.y)} samples over {sc.n_clients} "
+                         f"clients: {exc}", file=loaded.label, key="data.partition") from None
+    return parts, test, None
+
+
+# -- training and cost ----------------------------------------------------------------------
+def _build_algorithm(sc: Scenario, model: Any, spec: ModelSpec, fleet: Sequence[FleetClient],
+                     parts: Sequence[np.ndarray]) -> tuple[Any, Any]:
+    """The method's server side, set up with every client's budget and sample count."""
+    from fedsim.algorithms.base import ClientInfo, TrainHyper
+    from fedsim.algorithms.registry import algorithm_class
+
+    a = sc.algorithm
+    hyper = TrainHyper(lr=a.lr, momentum=a.momentum, weight_decay=a.weight_decay,
+                       batch_size=a.batch_size, local_epochs=a.local_epochs,
+                       lr_milestones=tuple(a.lr_milestones), lr_gamma=a.lr_gamma)
+    algorithm = algorithm_class(a.name)(hyper, a.method_params(), spec)
+    algorithm.setup(model, [ClientInfo(c.client_id, c.budget_bits, len(parts[c.client_id]))
+                            for c in fleet])
+    return hyper, algorithm
+
+
+def _build_cost(sc: Scenario, spec: ModelSpec, fleet: Sequence[FleetClient],
+                parts: Sequence[np.ndarray], act_bits: int | None) -> tuple[HardwareCost, Any]:
+    """The engine's cost oracle, and the synthetic port that replaces training when asked."""
+    synthetic = None
+    if sc.system_only.enabled:
+        from fedsim.run.synthetic import SyntheticPort
+
+        act_bits = None if sc.system_only.bits == "float" else (act_bits or 4)
+        synthetic = SyntheticPort(spec, {c.client_id: c.budget_bits for c in fleet},
+                                  sc.system_only.bits)
+    cost = HardwareCost(fleet, spec, act_bits=act_bits, batch_size=sc.algorithm.batch_size,
+                        samples=[len(p) for p in parts], seed=sc.seed)
+    return cost, synthetic
+
+
+def _worker_setup(sc: Scenario, data: RunData, hyper: Any) -> Any:
+    """What a worker process needs to rebuild the dataset, model and method on its own."""
+    from fedsim.algorithms.params import ALGORITHM_PARAMS
+    from fedsim.execution.worker import WorkerSetup
+
+    a = sc.algorithm
+    return WorkerSetup(
+        dataset=sc.data.dataset, data_root=sc.data.root, data_seed=sc.seed,
+        data_options=data.options, model_name=sc.model.name,
+        model_options=sc.model.resolved_options(), algorithm=a.name, hyper=hyper,
+        algo_params=ALGORITHM_PARAMS[a.name].model_validate(a.model_extra or {}).model_dump(),
+        threads=sc.execution.threads, device=sc.execution.device,
+    )
+
+
+def _evaluator(sc: Scenario, data: RunData, algorithm: Any, model: Any) -> Any:
+    from fedsim.run.ports import Evaluator
+
+    if data.test is None:
+        return None
+    return Evaluator(algorithm.eval_model(model), data.test.x, data.test.y,
+                     sc.execution.eval_batch_size)
+
+
+# -- refusals -------------------------------------------------------------------------------
+def _refuse_if_host_too_small(loaded: LoadedScenario, spec: ModelSpec,
+                              parts: Sequence[np.ndarray]) -> None:
+    """Refuse up front a run whose host memory estimate exceeds what is available, rather
+    than being killed halfway. Estimate: the dataset in the main process and in every worker,
+    plus per training process the bit-plane model (12 B x 8 planes per weight), its saved
+    activations for one batch, and the evaluation batch."""
+    import psutil
+
+    sc = loaded.scenario
+    if sc.system_only.enabled:
+        return
+    n_train = sum(len(p) for p in parts)
+    data_b = n_train * 4 * max(1, spec.input_elems)
+    procs = 1 + (sc.execution.workers if sc.execution.workers > 1
+                 or sc.execution.executor == "process" else 0)
+    acts = sum(lay.act_elems for lay in spec.layers) + spec.other_act_elems
+    model_b = 12 * 8 * spec.total_params + 4 * acts * (sc.algorithm.batch_size * 2
+                                                        + sc.execution.eval_batch_size)
+    need = procs * (data_b + model_b) + 300 * 2**20 * procs  # + interpreter and torch
+    avail = psutil.virtual_memory().available
+    if need > avail:
+        raise InputError(
+            f"this run needs about {need / 2**30:.1f} GiB of host memory ({procs} "
+            f"process(es) x (data {data_b / 2**30:.2f} GiB + model {model_b / 2**30:.2f} GiB "
+            f"+ runtime)), but only {avail / 2**30:.1f} GiB is available; use fewer workers, "
+            "a smaller data.train_subset or a smaller batch",
+            file=loaded.label, key="execution.workers",
+        )
+
+
+def _refuse_if_nobody_fits(loaded: LoadedScenario, fleet: Sequence[FleetClient],
+                           cost: HardwareCost, port: Any) -> None:
+    """If no client could ever train the model at its first-round bits, say so up front."""
+    bits = port.downlink_bits(0, [c.client_id for c in fleet])
+    problems = {c.client_id: cost.memory_problem(c.client_id, bits[c.client_id]) for c in fleet}
+    if fleet and all(problems.values()):
+        first = fleet[0]
+        raise InputError(
+            f"no client can fit this model in memory; e.g. {first.profile.name}: "
+            f"{problems[first.client_id]}",
+            file=loaded.label, key="fleet",
+        )

@@ -1,0 +1,222 @@
+"""The run loop: build the parts, open the run folder, drive the engine, publish or suspend.
+
+:func:`run_scenario` is the whole of a run in named steps. Everything that can fail on
+user input is resolved by :func:`fedsim.run.build.build_run` before the folder exists; from
+then on a failure either suspends the run (it has a checkpoint: Ctrl-C, a worker error) so
+``fedsim run --resume`` continues it byte for byte, or removes everything it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fedsim.config.loader import LoadedScenario
+from fedsim.errors import InputError, RunError
+from fedsim.records.writer import RunFolder, unique_run_id
+from fedsim.run.build import RunParts, build_run
+from fedsim.run.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from fedsim.run.progress import RoundProgress
+from fedsim.run.summary import client_round_counts, resolved_scenario_dict, run_summary
+
+__all__ = ["RunOutcome", "resolved_scenario_dict", "run_scenario"]
+
+
+@dataclass
+class RunOutcome:
+    path: Path
+    summary: dict[str, Any]
+    rounds: list[Any] = field(default_factory=list)
+
+
+def run_scenario(
+    loaded: LoadedScenario,
+    *,
+    output: Path,
+    run_name: str | None = None,
+    progress: bool | None = None,
+    resume_dir: Path | None = None,
+    overrides: Sequence[str] = (),
+) -> RunOutcome:
+    """Run one scenario end to end and publish its run folder. Raises InputError/RunError.
+
+    With ``resume_dir`` (a run's hidden ``.<id>.partial`` folder) the run continues from its
+    last checkpoint and ends with files byte-identical to an uninterrupted run.
+    """
+    host_t0 = time.perf_counter()
+    parts = build_run(loaded)
+    folder, ckpt = _open_folder(parts, output, run_name, resume_dir)
+    recorder = RunRecorder(folder, parts.algorithm,
+                           RoundProgress(total=parts.scenario.rounds, enabled=progress))
+    if ckpt is not None:
+        recorder.resume_from(ckpt)
+    executor = None
+    try:
+        if ckpt is None:
+            _write_inputs(folder, parts, overrides)
+        port, executor = _make_port(parts)
+        engine = _make_engine(parts, port, recorder, ckpt)
+        engine.run()
+        summary = run_summary(parts.scenario, folder.run_id, recorder.rounds, parts.spec,
+                              host_t0, executor=parts.scenario.execution)
+        summary["stopped_reason"] = engine.stopped_reason
+        summary["client_rounds"] = client_round_counts(folder.status_counts)
+        folder.write_json("summary.json", summary)
+        (folder.path / CHECKPOINT).unlink(missing_ok=True)
+        path = folder.commit()
+    except InputError:
+        folder.abort()
+        raise
+    except BaseException as exc:  # Ctrl-C, a worker's error, a crash
+        _stop(folder, recorder.checkpointed, exc, parts)
+        raise
+    finally:
+        recorder.bar.close()
+        if executor is not None:
+            executor.shutdown()
+    return RunOutcome(path=path, summary=summary, rounds=recorder.rounds)
+
+
+class RunRecorder:
+    """The engine's observer: writes every record and checkpoints after every round.
+
+    The checkpoint holds the engine's own state, so the recorder is told which engine it
+    watches once that engine exists (:meth:`watch`).
+    """
+
+    def __init__(self, folder: RunFolder, algorithm: Any, bar: RoundProgress) -> None:
+        self.folder = folder
+        self.algorithm = algorithm
+        self.bar = bar
+        self.rounds: list[Any] = []
+        self.checkpointed = False  # True once a checkpoint exists: the run can be resumed
+        self._engine: Any = None
+        self.on_event = folder.on_event
+        self.on_client = folder.on_client
+
+    def watch(self, engine: Any) -> None:
+        self._engine = engine
+
+    def resume_from(self, ckpt: dict[str, Any]) -> None:
+        """Restore the algorithm and the records of the rounds already done."""
+        from fedsim.records.reader import read_round_records
+
+        self.algorithm.global_state = dict(ckpt["global_state"])
+        self.algorithm.load_server_state(ckpt["server_state"])
+        self.rounds = read_round_records(self.folder.path / "rounds.csv")
+        self.folder.status_counts = dict(ckpt["status_counts"])
+        self.bar.skip(len(self.rounds))
+        self.checkpointed = True
+
+    def on_round(self, rec: Any) -> None:
+        self.folder.on_round(rec)
+        self.rounds.append(rec)
+        offsets = self.folder.sync()
+        save_checkpoint(self.folder.path, {
+            "global_state": self.algorithm.global_state,
+            "server_state": self.algorithm.server_state(),
+            "engine": self._engine.snapshot(rec.round + 1),
+            "offsets": offsets,
+            "status_counts": dict(self.folder.status_counts),
+        })
+        self.checkpointed = True
+        self.bar.update(rec)
+
+
+def _open_folder(parts: RunParts, output: Path, run_name: str | None,
+                 resume_dir: Path | None) -> tuple[RunFolder, dict[str, Any] | None]:
+    """A new run folder, or the suspended one of ``resume_dir`` with its last checkpoint."""
+    sc = parts.scenario
+    if resume_dir is None:
+        output.mkdir(parents=True, exist_ok=True)
+        run_id = unique_run_id(output, run_name or f"{sc.name}-{sc.algorithm.name}-s{sc.seed}")
+        folder = RunFolder(output, run_id)
+        ckpt = None
+    else:
+        ckpt = load_checkpoint(resume_dir)
+        if ckpt is not None and sc.mode == "async":
+            raise InputError("resuming is supported for synchronous runs only (mode: sync)",
+                             file=parts.loaded.label, key="mode")
+        run_id = resume_dir.name[1:-len(".partial")]
+        folder = RunFolder(resume_dir.parent, run_id,
+                           offsets=ckpt["offsets"] if ckpt else None)
+    folder.layer_params = [(lay.name, lay.params) for lay in parts.spec.quantized_layers]
+    return folder, ckpt
+
+
+def _write_inputs(folder: RunFolder, parts: RunParts, overrides: Sequence[str]) -> None:
+    """The run's inputs, written once: resolved scenario, client split, provenance."""
+    from fedsim.data.splitfile import split_document
+
+    sc, loaded = parts.scenario, parts.loaded
+    folder.write_text("scenario.yaml", yaml.safe_dump(resolved_scenario_dict(sc),
+                                                       sort_keys=False))
+    if not sc.system_only.enabled:
+        doc = split_document(parts.data.parts, parts.data.test_idx, sc.data.dataset)
+        folder.write_text("partition.json", json.dumps(doc, separators=(",", ":")) + "\n")
+    folder.write_json("run.json", {
+        "run_id": folder.run_id,
+        "source": str(loaded.path.resolve()) if loaded.path else None,
+        "overrides": list(overrides),
+    })
+
+
+def _make_port(parts: RunParts) -> tuple[Any, Any]:
+    """The engine's door to training (real, on an executor) or its system-only stand-in."""
+    if parts.synthetic is not None:
+        return parts.synthetic, None
+    from fedsim.execution.executors import make_executor
+    from fedsim.run.ports import TrainingPort
+
+    ex = parts.scenario.execution
+    executor = make_executor(ex.executor, parts.worker_setup, ex.workers,
+                             ray_address=ex.ray_address, train=parts.data.train)
+    fb = parts.scenario.fedbuff
+    port = TrainingPort(parts.algorithm, executor, parts.data.parts, parts.evaluator,
+                        server_lr=fb.server_lr, staleness_fn=fb.staleness)
+    return port, executor
+
+
+def _make_engine(parts: RunParts, port: Any, recorder: RunRecorder,
+                 ckpt: dict[str, Any] | None) -> Any:
+    """The SimPy engine over the fleet, restored to the checkpoint when resuming."""
+    from fedsim.algorithms.training import steps_per_epoch
+    from fedsim.engine.core import Engine, EngineConfig
+
+    sc, sel, a = parts.scenario, parts.scenario.selection, parts.scenario.algorithm
+    start = {} if ckpt is None else {"start_round": ckpt["engine"]["next_round"],
+                                     "start_time_s": ckpt["engine"]["now"],
+                                     "start_energy_j": ckpt["engine"]["fleet_energy_j"]}
+    engine = Engine(
+        EngineConfig(seed=sc.seed, rounds=sc.rounds, per_round=sc.clients_per_round(),
+                     epochs=a.local_epochs, deadline_s=sel.deadline_s, mode=sc.mode,
+                     over_commit=sel.over_commit, policy=sel.policy,
+                     buffer_k=sc.fedbuff.buffer_k, concurrency=sc.fedbuff.concurrency,
+                     wait_s=sel.wait_s, max_wait_s=sel.max_wait_s),
+        parts.clients, port, parts.cost, recorder,
+        steps_for=lambda n: steps_per_epoch(n, a.batch_size),
+        availability=parts.availability, dynamics=parts.dynamics, **start,
+    )
+    recorder.watch(engine)
+    if ckpt is not None:
+        engine.restore(ckpt["engine"])
+    return engine
+
+
+def _stop(folder: RunFolder, checkpointed: bool, exc: BaseException, parts: RunParts) -> None:
+    """Keep a checkpointed run for ``--resume`` (and say so for Ctrl-C or a run error of a
+    synchronous run); remove a run that has nothing to resume from."""
+    if not checkpointed:
+        folder.abort()
+        return
+    folder.suspend()
+    if isinstance(exc, KeyboardInterrupt | RunError) and parts.scenario.mode == "sync":
+        what = type(exc).__name__ if isinstance(exc, KeyboardInterrupt) else str(exc)
+        raise RunError(f"{what}; the run is checkpointed: continue it with "
+                       f"`fedsim run --resume {folder.path}`") from exc

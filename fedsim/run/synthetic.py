@@ -1,0 +1,70 @@
+"""A trainer port without training, for system-only fleet studies (10^5 clients).
+
+The engine cannot tell it from real training: it answers downlink bit vectors from a policy,
+completes every task at once with the bits it received, and has nothing to aggregate or
+evaluate (accuracy is NaN). Time, energy, memory and payload still come from the hardware
+models, so the same engine answers "who can join, at what precision, at what cost" for a
+whole population.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+
+from fedsim.algorithms.bitalloc import MAX_BITS, first_allocation, uniform_bits
+from fedsim.engine.types import EvalResult, WorkItem, WorkResult
+from fedsim.spec import FLOAT_BITS, ModelSpec
+
+
+class SyntheticPort:
+    """Answers the engine like :class:`~fedsim.run.ports.TrainingPort` without training.
+
+    ``policy`` picks the downlink rule from the methods' own (``fedsim.algorithms.bitalloc``):
+    ``budget`` is AQFL's uniform floor of the budget, ``fedmpq`` FedMPQ's allocation before
+    any report, ``max`` FPQ8's 8 bits, ``float`` a float method's 32 bits. Vectors are cached
+    per budget: a fleet of 10^6 clients has a handful of distinct budgets.
+    """
+
+    def __init__(self, spec: ModelSpec, budgets: Mapping[int, float], policy: str) -> None:
+        self.spec = spec
+        self.budgets = budgets
+        self.policy = policy
+        self._cache: dict[float, tuple[int, ...]] = {}
+        self._w = spec.layer_weights()
+
+    def _bits(self, budget: float) -> tuple[int, ...]:
+        if budget not in self._cache:
+            n = self.spec.n_quantized
+            if self.policy == "float":
+                b = (FLOAT_BITS,) * n
+            elif self.policy == "max":
+                b = (MAX_BITS,) * n
+            elif self.policy == "budget":
+                b = uniform_bits(budget, n)
+            else:
+                b = first_allocation(self._w, budget)
+            self._cache[budget] = b
+        return self._cache[budget]
+
+    def downlink_bits(self, round: int, client_ids: Sequence[int]) -> dict[int, tuple[int, ...]]:
+        return {cid: self._bits(self.budgets[cid]) for cid in client_ids}
+
+    def submit(self, item: WorkItem) -> Future[WorkResult]:
+        fut: Future[WorkResult] = Future()
+        fut.set_result(WorkResult(item.round, item.client_id, item.bits, item.samples, 1.0))
+        return fut
+
+    def discard(self, key: tuple[int, int, int]) -> None:
+        pass
+
+    def aggregate(self, round: int, keys: Sequence[tuple[int, int, int]]) -> None:
+        pass
+
+    def aggregate_async(self, round: int, keys: Sequence[tuple[int, int, int]],
+                        staleness: Sequence[int]) -> None:
+        pass
+
+    def evaluate(self, round: int) -> EvalResult:
+        return EvalResult(accuracy=math.nan, loss=math.nan)

@@ -1,0 +1,101 @@
+"""Check a finished run folder against the engine's invariants (``fedsim verify RUN_DIR``).
+
+Everything is recomputed from the files alone (``events.jsonl``, ``rounds.csv``,
+``clients.csv``, ``bits.csv``, ``scenario.yaml``, ``summary.json``); nothing is re-run and
+torch is never imported. What is checked:
+
+* simulated time never goes backwards in ``events.jsonl``;
+* a client-round's ``energy_j`` is the sum of its phases (``downlink_j + compute_j +
+  uplink_j + idle_j``); each phase that ended has an event carrying the same energy; a
+  phase without an end event spent nothing unless the client was interrupted in it (its
+  closing event -- ``straggler``, ``dropout``, ``offline``, ``battery`` -- then carries the
+  client's whole energy); idle energy is only in ``clients.csv``; the status agrees with
+  the events (``ok``: all three phases ended; otherwise the event of that name);
+* a round's ``round_energy_j`` is the sum over its clients, ``energy_j`` is the running
+  sum, ``sim_time_s`` is the ``round_end`` event's time and ``round_s`` its length;
+* ``participants`` / ``stragglers`` / ``infeasible`` / ``dropouts`` / ``offline`` /
+  ``battery`` / ``selected`` agree with the client statuses, the ``round_start`` selection
+  and the ``aggregate`` event (clients with status ``ok`` exactly); a status this module
+  does not know counts as a non-participant;
+* payloads match the bits: ``bits_*_payload`` equals the payload computed from ``bits.csv``
+  (:func:`fedsim.payload.layer_payload_bits` per layer) plus the model's float state, which
+  must be one constant for every row and direction; every ``downlink_end`` /
+  ``uplink_end`` event carries the ``clients.csv`` payload; ``avg_bits`` /
+  ``avg_bits_up`` are the parameter-weighted averages of the bits;
+* budgets: for budget-bound methods (fedmpq, aqfl) the downlink's weighted average bits
+  stay within ``budget_bits`` (fedmpq with ``allocation: reference``, the authors' rule,
+  may end one layer's share above it: its growth stops only once the budget is reached);
+  for fedpaq / uveqfed every uplink layer stays within ``floor(budget_bits)``; fpq8, fedavg
+  and fedprox ignore budgets;
+* ``summary.json`` totals agree with ``rounds.csv``.
+
+Synchronous runs group ``clients.csv`` by its ``round`` column. Asynchronous (FedBuff) runs
+write each aggregation's records just before its ``rounds.csv`` row, so rows are grouped by
+``selected`` in file order; a row's task is found by its dispatch version (``round -
+staleness``). A synchronous round retried after ``battery_wait`` keeps only its last
+attempt's events. Tasks still in flight when an async run ends (``stale`` events) are not
+in ``clients.csv``: they are reported as notes, not violations.
+
+A file that cannot be read as a run folder is an :class:`~fedsim.errors.InputError` (the
+CLI exits 2); broken invariants are returned as numbered :class:`Violation` messages (the
+CLI exits 1).
+
+The checks live by what they read: :mod:`~fedsim.verify.events` (events into per-client
+tasks, rows matched to them), :mod:`~fedsim.verify.clients` (one clients.csv row),
+:mod:`~fedsim.verify.bits` (bits, budgets, payloads), :mod:`~fedsim.verify.rounds`
+(rounds.csv and summary.json) and :mod:`~fedsim.verify.report` (the report itself).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fedsim.errors import InputError
+from fedsim.records.reader import iter_events, read_mapping, read_rows
+from fedsim.records.schema import BITS, CLIENTS, ROUNDS, RUN_FILES
+from fedsim.verify.bits import Budget
+from fedsim.verify.clients import check_clients
+from fedsim.verify.events import check_time, check_unmatched, index_events
+from fedsim.verify.report import Checker, VerifyReport, Violation
+from fedsim.verify.rounds import check_rounds, check_summary
+
+__all__ = ["RUN_FILES", "VerifyReport", "Violation", "verify_run"]
+
+
+def verify_run(run_dir: str | Path) -> VerifyReport:
+    """Check every invariant of the run folder ``run_dir``; InputError if it is not one."""
+    path = Path(run_dir)
+    _require_run_folder(path)
+    scenario = read_mapping(path / "scenario.yaml", "scenario")
+    summary = read_mapping(path / "summary.json", "summary")
+    events = list(iter_events(path / "events.jsonl"))
+    rounds = read_rows(path / "rounds.csv", ROUNDS)
+    clients = read_rows(path / "clients.csv", CLIENTS)
+    bits_rows = read_rows(path / "bits.csv", BITS)
+    is_async = scenario.get("mode") == "async"
+
+    report = VerifyReport(path=path, rounds=len(rounds), client_rounds=len(clients))
+    ck = Checker(report)
+    # the order below is the order violations are numbered in
+    check_time(ck, events)
+    tasks, round_events = index_events(events, is_async)
+    check_clients(ck, clients, bits_rows, tasks, Budget.of(scenario), is_async)
+    check_unmatched(ck, tasks)
+    check_rounds(ck, rounds, clients, round_events, is_async)
+    check_summary(ck, summary, rounds)
+    return report
+
+
+def _require_run_folder(path: Path) -> None:
+    """An InputError (the CLI exits 2) unless ``path`` holds every file of a run folder."""
+    if not path.exists():
+        raise InputError("no such run folder", file=path)
+    if not path.is_dir():
+        raise InputError("expected a run folder (a directory written by `fedsim run`)",
+                         file=path)
+    missing = [f for f in RUN_FILES if not (path / f).is_file()]
+    if len(missing) == len(RUN_FILES):
+        raise InputError(f"not a run folder (a run folder has {', '.join(RUN_FILES)})",
+                         file=path)
+    if missing:
+        raise InputError(f"incomplete run folder: missing {', '.join(missing)}", file=path)
