@@ -12,6 +12,8 @@ import math
 import zlib
 from typing import Any
 
+from fedsim.records.schema import BATTERY, DROPOUT, INFEASIBLE, OFFLINE, OK, STRAGGLER
+
 # -- methods ------------------------------------------------------------------------------
 METHOD_NAMES: dict[str, str] = {
     "fedmpq": "FedMPQ",
@@ -108,20 +110,20 @@ PHASE_LABELS: dict[str, str] = {
     "idle": "idle (wait for round end)",
 }
 STATUS_COLORS: dict[str, str] = {
-    "ok": "#4D4D4D",          # dark grey: the normal case, recedes
-    "straggler": "#E69F00",   # amber
-    "infeasible": "#BBBBBB",  # light grey
-    "dropout": "#CC3311",     # red
-    "offline": "#9970AB",     # purple
-    "battery": "#B2182B",     # dark red
+    OK: "#4D4D4D",          # dark grey: the normal case, recedes
+    STRAGGLER: "#E69F00",   # amber
+    INFEASIBLE: "#BBBBBB",  # light grey
+    DROPOUT: "#CC3311",     # red
+    OFFLINE: "#9970AB",     # purple
+    BATTERY: "#B2182B",     # dark red
 }
 STATUS_LABELS: dict[str, str] = {
-    "ok": "aggregated",
-    "straggler": "straggler (missed deadline)",
-    "infeasible": "infeasible (did not fit memory)",
-    "dropout": "dropped out",
-    "offline": "offline",
-    "battery": "battery exhausted",
+    OK: "aggregated",
+    STRAGGLER: "straggler (missed deadline)",
+    INFEASIBLE: "infeasible (did not fit memory)",
+    DROPOUT: "dropped out",
+    OFFLINE: "offline",
+    BATTERY: "battery exhausted",
 }
 FAIL_COLOR = "#CC3311"
 

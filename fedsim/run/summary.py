@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from fedsim.config.schema import Scenario
+from fedsim.records.schema import OK
 from fedsim.spec import ModelSpec
 
 
@@ -52,9 +53,9 @@ def _peak_rss_mb() -> dict[str, float]:
 
 def client_round_counts(counts: dict[str, int]) -> dict[str, Any]:
     total = sum(counts.values())
-    lost = {k: v for k, v in sorted(counts.items()) if k != "ok"}
-    return {"total": total, "ok": counts.get("ok", 0), "lost": lost,
-            "participation_rate": (counts.get("ok", 0) / total) if total else None}
+    lost = {k: v for k, v in sorted(counts.items()) if k != OK}
+    return {"total": total, "ok": counts.get(OK, 0), "lost": lost,
+            "participation_rate": (counts.get(OK, 0) / total) if total else None}
 
 
 def run_summary(sc: Scenario, run_id: str, rounds: list[Any], spec: ModelSpec, t0: float,

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from fedsim.records.schema import BATTERY, DROPOUT, INFEASIBLE, OFFLINE, STRAGGLER
 from fedsim.reporting import metrics, style
 from fedsim.reporting.figures.canvas import empty, new_figure, styled
 from fedsim.reporting.run import Run
 
 MARK_STYLE = {
-    "straggler": ("X", style.FAIL_COLOR, "straggler: cut at the deadline"),
-    "infeasible": ("s", "#888888", "infeasible: not scheduled (memory)"),
-    "dropout": ("v", "#AA3377", "dropped out"),
-    "offline": ("v", "#66CCEE", "went offline"),
-    "battery": ("v", "#EE6677", "battery exhausted"),
+    STRAGGLER: ("X", style.FAIL_COLOR, "straggler: cut at the deadline"),
+    INFEASIBLE: ("s", "#888888", "infeasible: not scheduled (memory)"),
+    DROPOUT: ("v", "#AA3377", "dropped out"),
+    OFFLINE: ("v", "#66CCEE", "went offline"),
+    BATTERY: ("v", "#EE6677", "battery exhausted"),
 }
 
 
@@ -59,7 +60,7 @@ def _draw_marks(ax: Any, tl: metrics.Timeline, row: dict[int, int], t0: float, t
     for m in tl.marks:
         marker, color, _ = _mark_style(m.kind)
         x = (m.t - t0) * f
-        if m.kind == "infeasible" and m.round in tl.bounds:
+        if m.kind == INFEASIBLE and m.round in tl.bounds:
             # never scheduled: a dotted line through the round it sat out
             a, b = tl.bounds[m.round]
             ax.plot([(a - t0) * f, (b - t0) * f], [row[m.client]] * 2, color=color,
