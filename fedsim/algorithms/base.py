@@ -107,10 +107,22 @@ class Algorithm(ABC):
         self.global_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         self.clients = {c.client_id: c for c in clients}
 
+    #: The budgets this method can give a client, for ``budget_bits: auto`` to choose from
+    #: (a float method trains at 32 bits whatever the budget).
+    budget_choices: ClassVar[tuple[float, ...]] = (FLOAT_BITS,)
+
+    def bits_at(self, budget: float) -> tuple[int, ...]:
+        """The bit vector a client of budget ``budget`` trains at before any report (the
+        first round's downlink). Float methods: 32 bits in every quantized layer."""
+        return tuple([FLOAT_BITS] * self.spec.n_quantized)
+
+    def uplink_bits_at(self, budget: float) -> tuple[int, ...]:
+        """The bit vector such a client uploads (at most; precision reduction may lower it)."""
+        return self.bits_at(budget)
+
     def downlink_bits(self, round: int, client_ids: Sequence[int]) -> dict[int, tuple[int, ...]]:
-        """Float methods send every quantized layer at 32 bits."""
-        full = tuple([FLOAT_BITS] * self.spec.n_quantized)
-        return {cid: full for cid in client_ids}
+        """The bits each client receives and trains at this round (default: fixed by budget)."""
+        return {cid: self.bits_at(self.clients[cid].budget_bits) for cid in client_ids}
 
     @abstractmethod
     def aggregate(self, round: int, updates: Sequence[ClientUpdate]) -> None:

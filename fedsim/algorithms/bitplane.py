@@ -38,6 +38,7 @@ from fedsim.algorithms.bitalloc import (
     MAX_BITS,
     bit_statistics,
     client_weights,
+    first_allocation,
     layer_priority,
     prune_grow,
     prune_grow_reference,
@@ -142,19 +143,20 @@ class AQFL(BitPlaneMethod):
     """AQFL (Abdelmoniem & Canini 2021): uniform precision per client at its budget."""
 
     name = "aqfl"
+    budget_choices = (1, 2, 3, 4, 5, 6, 7, 8)
 
-    def downlink_bits(self, round: int, client_ids: Sequence[int]) -> dict[int, tuple[int, ...]]:
-        n = self.spec.n_quantized
-        return {cid: uniform_bits(self.clients[cid].budget_bits, n) for cid in client_ids}
+    def bits_at(self, budget: float) -> tuple[int, ...]:
+        return uniform_bits(budget, self.spec.n_quantized)
 
 
 class FPQ8(BitPlaneMethod):
     """Fixed 8-bit precision for every client in every layer (budgets ignored)."""
 
     name = "fpq8"
+    budget_choices = (MAX_BITS,)
 
-    def downlink_bits(self, round: int, client_ids: Sequence[int]) -> dict[int, tuple[int, ...]]:
-        return {cid: tuple([MAX_BITS] * self.spec.n_quantized) for cid in client_ids}
+    def bits_at(self, budget: float) -> tuple[int, ...]:
+        return tuple([MAX_BITS] * self.spec.n_quantized)
 
 
 class FedMPQ(BitPlaneMethod):
@@ -172,15 +174,23 @@ class FedMPQ(BitPlaneMethod):
         self.priority = layer_priority(self.layer_w, np.ones(n, dtype=np.int64))
         self.has_stats = False
 
+    budget_choices = (1, 2, 3, 4, 5, 6, 7, 8)
+
+    def bits_at(self, budget: float) -> tuple[int, ...]:
+        """Before any report: strict pruning-growing from 8 bits (``strict``), or every layer
+        at the budget (``reference``, the code's round 1)."""
+        if self.params.allocation == "strict":
+            return first_allocation(self.layer_w, budget)
+        return uniform_bits(budget, self.spec.n_quantized)
+
     def downlink_bits(self, round: int, client_ids: Sequence[int]) -> dict[int, tuple[int, ...]]:
-        n = self.spec.n_quantized
+        if not self.has_stats:
+            return super().downlink_bits(round, client_ids)
         out: dict[int, tuple[int, ...]] = {}
         for cid in client_ids:
             budget = self.clients[cid].budget_bits
             if self.params.allocation == "strict":
                 out[cid] = tuple(prune_grow(self.b_bar, self.priority, self.layer_w, budget))
-            elif not self.has_stats:  # the code's round 1: every layer at the budget
-                out[cid] = uniform_bits(budget, n)
             else:
                 out[cid] = tuple(prune_grow_reference(self.b_bar, self.priority,
                                                       self.layer_w, budget))

@@ -36,6 +36,11 @@ class QuantizedUplink(Algorithm):
 
     compressor: Compressor
     update_is_delta = True
+    budget_choices = (1, 2, 3, 4, 5, 6, 7, 8)
+
+    def uplink_bits_at(self, budget: float) -> tuple[int, ...]:
+        """Float training, but the update goes up at ``floor(budget)`` bits per layer."""
+        return tuple([uplink_bits(budget)] * self.spec.n_quantized)
 
     def client_update(
         self, model: nn.Module, task: ClientTask, x: torch.Tensor, y: torch.Tensor
@@ -46,7 +51,7 @@ class QuantizedUplink(Algorithm):
         gen = torch.Generator().manual_seed(task.seed)
         loss = local_sgd(model, x, y, optimizer=opt, batch_size=self.hyper.batch_size,
                          epochs=self.hyper.local_epochs, generator=gen)
-        b = uplink_bits(task.budget_bits)
+        b = self.uplink_bits_at(task.budget_bits)[0] if self.spec.n_quantized else 8
         qnames = {f"{lay.name}.weight" for lay in self.spec.quantized_layers}
         delta: State = {}
         for k, v in model.state_dict().items():
@@ -58,7 +63,7 @@ class QuantizedUplink(Algorithm):
             delta[k] = type(self).compressor(d, b, gen) if k in qnames else d.clone()
         return ClientUpdate(
             round=task.round, client_id=task.client_id, state=delta,
-            bits_up=tuple([b] * self.spec.n_quantized), samples=int(x.shape[0]),
+            bits_up=self.uplink_bits_at(task.budget_bits), samples=int(x.shape[0]),
             train_loss=loss,
         )
 

@@ -113,6 +113,12 @@ def run(scenario_file: Path | None, overrides: tuple[str, ...], resume: Path | N
         click.echo(f"run {s['run_id']}: {s['rounds']} rounds, {quality}, simulated "
                    f"{s['sim_time_s']:.1f} s, fleet energy {s['energy_j']:.1f} J, host "
                    f"{s['host']['wall_s']:.1f} s")
+    excluded = s.get("excluded_clients") or []
+    if excluded:
+        first = excluded[0]
+        click.echo(f"excluded up front: {len(excluded)} client(s) that fit no precision, e.g. "
+                   f"client {first['client_id']} ({first['group']}): {first['reason']} "
+                   "(all in summary.json and plan.csv; `fedsim plan` explains)")
     click.echo(f"results: {outcome.path}")
     if make_report:
         from fedsim.reporting import write_report
@@ -198,3 +204,31 @@ def validate(scenario_file: Path, overrides: tuple[str, ...]) -> None:
     )
 
 
+
+
+@click.command()
+@_scenario_arg
+@click.option("--clients", "per_client", is_flag=True,
+              help="One table per client (links and batteries differ), not per group.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the table as CSV (plan.csv columns).")
+@handle_errors
+def plan(scenario_file: Path, overrides: tuple[str, ...], per_client: bool,
+         output: Path | None) -> None:
+    """Which devices can join SCENARIO, at what precision, and why: without training.
+
+    For every budget the method can give (1-8 bits, or float) the time, energy and memory
+    of one round, the constraint that binds (memory, deadline, energy, battery) and the
+    budget each client gets; `budget_bits: auto` groups take the largest that fits.
+    """
+    from fedsim.run.build import build_run
+    from fedsim.run.plan import plan_rows, render_plan, write_plan_csv
+
+    parts = build_run(_load(scenario_file, overrides, []))
+    click.echo(render_plan(parts.plans, per_client=per_client))
+    if output is not None:
+        try:
+            write_plan_csv(output, plan_rows(parts.plans, per_client=per_client))
+        except OSError as exc:
+            raise InputError(f"cannot write: {exc.strerror}", file=output) from None
+        click.echo(f"wrote {output}")

@@ -227,12 +227,37 @@ class AvailabilityConfig(_Strict):
         return self
 
 
+class AutoBudget(_Strict):
+    """``budget_bits: auto``: the largest precision the device can afford (docs/budgets.md).
+
+    The constraints are the device's usable memory, the round deadline
+    (``selection.deadline_s``) at its link, the battery's spendable energy, and
+    ``energy_j``, an optional allowance of energy per round. ``adapt: battery`` re-derives the
+    budget every round from the battery's level, so an emptying device steps down in
+    precision instead of dropping out.
+    """
+
+    auto: Literal[True] = True
+    energy_j: Annotated[float, Field(gt=0)] | None = None
+    adapt: Literal["none", "battery"] = "none"
+
+
+BudgetSpec = Annotated[float, Field(ge=1, le=32)] | Literal["auto"] | AutoBudget
+
+
+def auto_budget(spec: BudgetSpec) -> AutoBudget | None:
+    """The automatic-budget settings of a budget key, None for a fixed budget."""
+    if isinstance(spec, AutoBudget):
+        return spec
+    return AutoBudget() if spec == "auto" else None
+
+
 class FleetGroup(_Strict):
-    """A group of identical clients: one hardware profile, one bit budget."""
+    """A group of identical clients: one hardware profile, one bit budget (or ``auto``)."""
 
     profile: str
     count: Annotated[int, Field(ge=1, le=1_000_000)]
-    budget_bits: Annotated[float, Field(ge=1, le=32)] = 8
+    budget_bits: BudgetSpec | None = None  # None: the scenario's budget_bits
     link: str | None = None
     override: dict[str, Any] = Field(default_factory=dict)
     name: str | None = None
@@ -336,6 +361,7 @@ class Scenario(_Strict):
     model: ModelConfig = ModelConfig()
     algorithm: AlgorithmConfig = AlgorithmConfig()
     fleet: Annotated[list[FleetGroup], Field(min_length=1)]
+    budget_bits: BudgetSpec = 8  # the budget of fleet groups that give none
     profiles: list[str] = Field(default_factory=list)
     selection: SelectionConfig = SelectionConfig()
     execution: ExecutionConfig = ExecutionConfig()
@@ -358,6 +384,11 @@ class Scenario(_Strict):
     @property
     def n_clients(self) -> int:
         return sum(g.count for g in self.fleet)
+
+    def group_budget(self, index: int) -> BudgetSpec:
+        """Fleet group ``index``'s budget: its own, else the scenario's."""
+        own = self.fleet[index].budget_bits
+        return self.budget_bits if own is None else own
 
     def clients_per_round(self) -> int:
         n = self.n_clients

@@ -221,13 +221,26 @@ def _finish(
 # digits
 
 
+def _digits_file() -> Path:
+    """scikit-learn's ``digits.csv.gz``, found without importing scikit-learn (1.3 s): the
+    same file ``sklearn.datasets.load_digits`` reads, parsed the same way."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError("the digits dataset needs scikit-learn (pip install scikit-learn)",
+                         key="data.dataset")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets/data/digits.csv.gz"
+    if not path.is_file():
+        raise InputError(f"scikit-learn's digits file is missing: {path}", key="data.dataset")
+    return path
+
+
 def _load_digits(opts: Mapping[str, Any]) -> tuple[ArrayDataset, ArrayDataset]:
     """scikit-learn's bundled digits with the fixed split described in the module docstring."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    images = np.asarray(bunch.images, dtype=np.float32)[:, None, :, :]  # values 0..16
-    labels = np.asarray(bunch.target, dtype=np.int64)
+    data = np.loadtxt(_digits_file(), delimiter=",")  # 1797 rows: 64 pixels, then the label
+    images = np.asarray(data[:, :-1], dtype=np.float32).reshape(-1, 1, 8, 8)  # values 0..16
+    labels = np.asarray(data[:, -1], dtype=np.int64)
     n_train = len(labels) - DIGITS_TEST_SIZE
     return _finish(
         "digits",

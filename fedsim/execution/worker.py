@@ -100,7 +100,14 @@ def _fault_injection(task: ClientTask) -> None:
 def configure_torch(threads: int) -> None:
     """Same numerics in every executor: fixed thread count, deterministic algorithms."""
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    # The public torch.use_deterministic_algorithms also sets torch.compile's inductor flag,
+    # importing torch._inductor (1.8 s at every start of a run or worker). fedsim never
+    # compiles, so only the eager flag below matters; the public call is the fallback.
+    set_eager = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if set_eager is None:  # pragma: no cover - other torch builds
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        set_eager(True, warn_only=True)
 
 
 _CONTEXT: WorkerContext | None = None

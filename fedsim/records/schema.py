@@ -126,15 +126,34 @@ BITS = CsvSchema("bits.csv", _cols(
     ("bits_up", int, "bits", "uplink bit-width of the layer (empty: not received)", True),
 ))
 
-CSV_SCHEMAS = {s.file: s for s in (ROUNDS, CLIENTS, BITS)}
+PLAN = CsvSchema("plan.csv", _cols(
+    ("group", str, "", "fleet group label"),
+    ("device", str, "", "hardware profile name"),
+    ("device_class", str, "", "the profile's device class"),
+    ("client_id", int, "", "the client priced (a group row: its first client)"),
+    ("budget", float, "bits", "the budget priced (32: float)"),
+    ("avg_bits", float, "bits", "parameter-weighted average bits trained at that budget"),
+    ("memory_bytes", int, "B", "training footprint at that budget"),
+    ("usable_bytes", int, "B", "the device's usable memory"),
+    ("compute_s", float, "s", "local training time of one round"),
+    ("comm_s", float, "s", "downlink + uplink time of one round"),
+    ("time_s", float, "s", "compute_s + comm_s"),
+    ("energy_j", float, "J", "downlink + compute + uplink energy of one round"),
+    ("binding", str, "", "the first constraint broken (memory, deadline, energy, battery)"),
+    ("chosen", int, "", "1 on the budget the client (or group's first client) got"),
+    ("clients", int, "", "group row: clients of the group given this budget"),
+    ("excluded", int, "", "group row: clients of the group that fit no budget"),
+))
+
+CSV_SCHEMAS = {s.file: s for s in (ROUNDS, CLIENTS, BITS, PLAN)}
 
 #: The record files, in the order the writer syncs them (checkpoint offsets follow it).
 RECORD_FILES = ("events.jsonl", "rounds.csv", "clients.csv", "bits.csv")
 #: Every file a finished run folder holds.
 RUN_FILES = ("scenario.yaml", "summary.json", "rounds.csv", "clients.csv", "bits.csv",
              "events.jsonl")
-#: Files a run folder may also hold: its split and its provenance.
-OPTIONAL_FILES = ("partition.json", "run.json")
+#: Files a run folder may also hold: its split, its provenance and its budget plan.
+OPTIONAL_FILES = ("partition.json", "run.json", "plan.csv")
 
 #: Event fields every line of events.jsonl carries (name -> allowed JSON types).
 EVENT_REQUIRED = {"t": (int, float), "round": (int,), "kind": (str,)}

@@ -9,7 +9,7 @@ options, a fleet in which nobody fits, the host's memory -- is resolved here, an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from fedsim.config.loader import LoadedScenario
 from fedsim.config.schema import Scenario
 from fedsim.engine.types import ClientDesc
 from fedsim.errors import InputError
+from fedsim.run.budgets import ClientPlan, Planner, resolve_budgets, with_budgets
 from fedsim.run.cost import HardwareCost
 from fedsim.run.fleet import FleetClient, build_dynamics, resolve_fleet
 from fedsim.seeding import derive_seed, rng
@@ -56,6 +57,7 @@ class RunParts:
     synthetic: Any  # a SyntheticPort in system-only mode, else None
     availability: Any
     dynamics: dict[int, Any]
+    plans: list[ClientPlan]  # every client's priced budgets (excluded ones never train)
     worker_setup: Any
     evaluator: Any
 
@@ -68,6 +70,7 @@ def build_run(loaded: LoadedScenario) -> RunParts:
     """Resolve and check every part of the run described by ``loaded`` (InputError if not)."""
     import torch
 
+    from fedsim.algorithms.base import ClientInfo
     from fedsim.execution.worker import configure_torch
     from fedsim.models import build_model, model_spec
 
@@ -85,21 +88,35 @@ def build_run(loaded: LoadedScenario) -> RunParts:
                         image_size=data.image_size, options=sc.model.resolved_options())
     spec = model_spec(model, name=sc.model.name,
                       input_shape=(data.channels, data.image_size, data.image_size))
-    hyper, algorithm = _build_algorithm(sc, model, spec, fleet, data.parts)
-    cost, synthetic = _build_cost(sc, spec, fleet, data.parts, algorithm.act_bits)
-    _refuse_if_nobody_fits(loaded, fleet, cost, synthetic or algorithm)
+    hyper, algorithm = _build_algorithm(sc, spec)
+    cost = _build_cost(sc, spec, fleet, data.parts, algorithm.act_bits)
     availability, dynamics = build_dynamics(loaded, fleet)
+    plans = resolve_budgets(Planner(cost, algorithm, steps_for(sc), sc.algorithm.local_epochs),
+                            sc, fleet, dynamics, file=loaded.label)
+    fleet = with_budgets(fleet, plans)
+    algorithm.setup(model, [ClientInfo(c.client_id, c.budget_bits, len(data.parts[c.client_id]))
+                            for c in fleet])
+    joining = [c for c, p in zip(fleet, plans, strict=True) if not p.excluded]
+    synthetic = _synthetic_port(sc, spec, joining)
+    _refuse_if_nobody_fits(loaded, joining, cost, synthetic or algorithm)
     _refuse_if_host_too_small(loaded, spec, data.parts)
-    samples = [len(p) for p in data.parts]
     clients = [ClientDesc(c.client_id, c.group, c.profile.name, c.profile.device_class,
-                          c.budget_bits, samples[c.client_id]) for c in fleet]
+                          c.budget_bits, len(data.parts[c.client_id])) for c in joining]
     return RunParts(
         loaded=loaded, data=data, model=model, spec=spec, hyper=hyper, algorithm=algorithm,
         fleet=fleet, clients=clients, cost=cost, synthetic=synthetic,
-        availability=availability, dynamics=dynamics,
+        availability=availability, dynamics=dynamics, plans=plans,
         worker_setup=_worker_setup(sc, data, hyper), evaluator=_evaluator(sc, data, algorithm,
                                                                           model),
     )
+
+
+def steps_for(sc: Scenario) -> Callable[[int], int]:
+    """Local steps per epoch for a shard of ``n`` samples (what the engine charges)."""
+    from fedsim.algorithms.training import steps_per_epoch
+
+    batch = sc.algorithm.batch_size
+    return lambda n: steps_per_epoch(n, batch)
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -175,35 +192,34 @@ def _partition(loaded: LoadedScenario, train: Any,
 
 
 # -- training and cost ----------------------------------------------------------------------
-def _build_algorithm(sc: Scenario, model: Any, spec: ModelSpec, fleet: Sequence[FleetClient],
-                     parts: Sequence[np.ndarray]) -> tuple[Any, Any]:
-    """The method's server side, set up with every client's budget and sample count."""
-    from fedsim.algorithms.base import ClientInfo, TrainHyper
+def _build_algorithm(sc: Scenario, spec: ModelSpec) -> tuple[Any, Any]:
+    """The method's server side (set up once the clients' budgets are known)."""
+    from fedsim.algorithms.base import TrainHyper
     from fedsim.algorithms.registry import algorithm_class
 
     a = sc.algorithm
     hyper = TrainHyper(lr=a.lr, momentum=a.momentum, weight_decay=a.weight_decay,
                        batch_size=a.batch_size, local_epochs=a.local_epochs,
                        lr_milestones=tuple(a.lr_milestones), lr_gamma=a.lr_gamma)
-    algorithm = algorithm_class(a.name)(hyper, a.method_params(), spec)
-    algorithm.setup(model, [ClientInfo(c.client_id, c.budget_bits, len(parts[c.client_id]))
-                            for c in fleet])
-    return hyper, algorithm
+    return hyper, algorithm_class(a.name)(hyper, a.method_params(), spec)
 
 
 def _build_cost(sc: Scenario, spec: ModelSpec, fleet: Sequence[FleetClient],
-                parts: Sequence[np.ndarray], act_bits: int | None) -> tuple[HardwareCost, Any]:
-    """The engine's cost oracle, and the synthetic port that replaces training when asked."""
-    synthetic = None
+                parts: Sequence[np.ndarray], act_bits: int | None) -> HardwareCost:
+    """The engine's cost oracle (system-only runs price activations by their bit policy)."""
     if sc.system_only.enabled:
-        from fedsim.run.synthetic import SyntheticPort
-
         act_bits = None if sc.system_only.bits == "float" else (act_bits or 4)
-        synthetic = SyntheticPort(spec, {c.client_id: c.budget_bits for c in fleet},
-                                  sc.system_only.bits)
-    cost = HardwareCost(fleet, spec, act_bits=act_bits, batch_size=sc.algorithm.batch_size,
+    return HardwareCost(fleet, spec, act_bits=act_bits, batch_size=sc.algorithm.batch_size,
                         samples=[len(p) for p in parts], seed=sc.seed)
-    return cost, synthetic
+
+
+def _synthetic_port(sc: Scenario, spec: ModelSpec, fleet: Sequence[FleetClient]) -> Any:
+    """The port that replaces training in system-only runs (None otherwise)."""
+    if not sc.system_only.enabled:
+        return None
+    from fedsim.run.synthetic import SyntheticPort
+
+    return SyntheticPort(spec, {c.client_id: c.budget_bits for c in fleet}, sc.system_only.bits)
 
 
 def _worker_setup(sc: Scenario, data: RunData, hyper: Any) -> Any:

@@ -62,12 +62,13 @@ class HardwareCost:
                 )
         return self._bw[cid]
 
-    def _batch(self, cid: int) -> int:
+    def batch_size_of(self, cid: int) -> int:
+        """The batch a client trains with (its shard may be smaller than the batch)."""
         return max(1, min(self.batch_size, self.samples[cid]))
 
     def compute(self, client_id: int, bits: Sequence[int], steps: int) -> PhaseCost:
         prof = self.fleet[client_id].profile
-        key = (id(prof), tuple(bits), self._batch(client_id), steps)
+        key = (id(prof), tuple(bits), self.batch_size_of(client_id), steps)
         if key not in self._compute:
             c = train_cost(prof, self.spec, bits, act_bits=self.act_bits,
                            batch_size=key[2], steps=steps)
@@ -91,7 +92,7 @@ class HardwareCost:
 
     def memory_problem(self, client_id: int, bits: Sequence[int]) -> str | None:
         prof = self.fleet[client_id].profile
-        key = (id(prof), tuple(bits), self._batch(client_id))
+        key = (id(prof), tuple(bits), self.batch_size_of(client_id))
         if key not in self._memory:
             self._memory[key] = check_memory(prof, self.spec, bits, batch_size=key[2],
                                              act_bits=self.act_bits)

@@ -6,13 +6,14 @@ Torch-free, so `fedsim validate` resolves and checks a fleet without loading tor
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fedsim.config.loader import LoadedScenario
-from fedsim.config.schema import Scenario
+from fedsim.config.schema import AutoBudget, Scenario, auto_budget
 from fedsim.errors import InputError
 from fedsim.hardware import DeviceProfile, LinkProfile, ProfileLibrary
 
@@ -22,12 +23,17 @@ from fedsim.hardware import DeviceProfile, LinkProfile, ProfileLibrary
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FleetClient:
+    """One client: its device, link and bit budget. A client of a ``budget_bits: auto``
+    group carries its settings in ``auto`` and a NaN budget until the run derives it from
+    the cost model (:mod:`fedsim.run.budgets`)."""
+
     client_id: int
     group: str
     budget_bits: float
     profile: DeviceProfile
     link: LinkProfile
     group_index: int = 0
+    auto: AutoBudget | None = None
 
 
 def group_labels(sc: Scenario) -> list[str]:
@@ -70,9 +76,11 @@ def resolve_fleet(loaded: LoadedScenario) -> list[FleetClient]:
             link = library.link(group.link, file=loaded.label, key=f"{key}.link")
             profile = profile.model_copy(update={"link": link})
         assert isinstance(profile.link, LinkProfile)
+        spec = sc.group_budget(i)
+        auto = auto_budget(spec)
+        budget = math.nan if auto is not None else float(spec)  # type: ignore[arg-type]
         for _ in range(group.count):
-            clients.append(FleetClient(cid, labels[i], group.budget_bits, profile,
-                                       profile.link, i))
+            clients.append(FleetClient(cid, labels[i], budget, profile, profile.link, i, auto))
             cid += 1
     return clients
 

@@ -20,8 +20,9 @@ import yaml
 from fedsim.config.loader import LoadedScenario
 from fedsim.errors import InputError, RunError
 from fedsim.records.writer import RunFolder, unique_run_id
-from fedsim.run.build import RunParts, build_run
+from fedsim.run.build import RunParts, build_run, steps_for
 from fedsim.run.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from fedsim.run.plan import plan_rows, write_plan_csv
 from fedsim.run.progress import RoundProgress
 from fedsim.run.summary import client_round_counts, resolved_scenario_dict, run_summary
 
@@ -67,6 +68,9 @@ def run_scenario(
                               host_t0, executor=parts.scenario.execution)
         summary["stopped_reason"] = engine.stopped_reason
         summary["client_rounds"] = client_round_counts(folder.status_counts)
+        summary["excluded_clients"] = [
+            {"client_id": p.client.client_id, "group": p.client.group, "reason": p.reason}
+            for p in parts.plans if p.excluded]
         folder.write_json("summary.json", summary)
         (folder.path / CHECKPOINT).unlink(missing_ok=True)
         path = folder.commit()
@@ -151,7 +155,8 @@ def _open_folder(parts: RunParts, output: Path, run_name: str | None,
 
 
 def _write_inputs(folder: RunFolder, parts: RunParts, overrides: Sequence[str]) -> None:
-    """The run's inputs, written once: resolved scenario, client split, provenance."""
+    """The run's inputs, written once: resolved scenario, client split, budget plan,
+    provenance."""
     from fedsim.data.splitfile import split_document
 
     sc, loaded = parts.scenario, parts.loaded
@@ -160,6 +165,7 @@ def _write_inputs(folder: RunFolder, parts: RunParts, overrides: Sequence[str]) 
     if not sc.system_only.enabled:
         doc = split_document(parts.data.parts, parts.data.test_idx, sc.data.dataset)
         folder.write_text("partition.json", json.dumps(doc, separators=(",", ":")) + "\n")
+    write_plan_csv(folder.path / "plan.csv", plan_rows(parts.plans))
     folder.write_json("run.json", {
         "run_id": folder.run_id,
         "source": str(loaded.path.resolve()) if loaded.path else None,
@@ -186,7 +192,6 @@ def _make_port(parts: RunParts) -> tuple[Any, Any]:
 def _make_engine(parts: RunParts, port: Any, recorder: RunRecorder,
                  ckpt: dict[str, Any] | None) -> Any:
     """The SimPy engine over the fleet, restored to the checkpoint when resuming."""
-    from fedsim.algorithms.training import steps_per_epoch
     from fedsim.engine.core import Engine, EngineConfig
 
     sc, sel, a = parts.scenario, parts.scenario.selection, parts.scenario.algorithm
@@ -200,7 +205,7 @@ def _make_engine(parts: RunParts, port: Any, recorder: RunRecorder,
                      buffer_k=sc.fedbuff.buffer_k, concurrency=sc.fedbuff.concurrency,
                      wait_s=sel.wait_s, max_wait_s=sel.max_wait_s),
         parts.clients, port, parts.cost, recorder,
-        steps_for=lambda n: steps_per_epoch(n, a.batch_size),
+        steps_for=steps_for(sc),
         availability=parts.availability, dynamics=parts.dynamics, **start,
     )
     recorder.watch(engine)

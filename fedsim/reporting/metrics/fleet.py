@@ -37,8 +37,18 @@ def fleet_groups(run: Run) -> list[dict[str, Any]]:
             "profile": str(g.get("profile", "")),
             "device_class": group_class.get(label, ""),
             "count": g.get("count"),
-            "budget_bits": g.get("budget_bits"),
+            "budget_bits": _budget_text(g.get("budget_bits"), run.scenario.get("budget_bits")),
             "link": g.get("link") or "(profile default)",
             "override": g.get("override") or {},
         })
     return rows
+
+
+def _budget_text(own: Any, default: Any) -> str:
+    """A group's budget as written: its own, else the scenario's; ``auto`` when derived."""
+    b = default if own is None else own
+    if b is None:
+        b = 8  # scenarios written before the scenario-level default existed
+    if b == "auto" or isinstance(b, dict):
+        return "auto"
+    return f"{b:g}" if isinstance(b, int | float) else str(b)

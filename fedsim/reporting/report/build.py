@@ -9,6 +9,7 @@ from fedsim.reporting import page as pg
 from fedsim.reporting.definitions import DEFINITIONS
 from fedsim.reporting.describe import dataset_name, model_name
 from fedsim.reporting.output import prepare_output, write_outputs
+from fedsim.reporting.report.budgets import budgets_section
 from fedsim.reporting.report.energy_csv import write_energy_csv
 from fedsim.reporting.report.sections import (
     accuracy_section,
@@ -44,6 +45,7 @@ def build_report(run: Run) -> tuple[list[pg.Block], str, str]:
     blocks += [pg.Heading("Scenario", "scenario"),
                pg.Table(["", ""], scenario_rows(run), align="ll", show_header=False),
                fleet_table(run)]
+    blocks += budgets_section(run)
     blocks += [pg.Heading("Headline numbers", "headline"), cards(h)]
     blocks += accuracy_section(run, no_rounds)
     blocks += energy_section(run, h, stats)

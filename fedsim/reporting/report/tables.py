@@ -23,8 +23,7 @@ def fleet_table(run: Run) -> pg.Table:
         ov = g["override"]
         rows.append([
             g["group"], g["profile"], style.class_name(g["device_class"]) or "(never selected)",
-            str(g["count"]), f"{g['budget_bits']:g}" if isinstance(g["budget_bits"], int | float)
-            else str(g["budget_bits"]),
+            str(g["count"]), g["budget_bits"],
             str(g["link"]),
             ", ".join(f"{k}={v}" for k, v in ov.items()) if ov else "",
         ])
