@@ -34,7 +34,7 @@ checkpoints, and the closing of a round into records.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import simpy
@@ -119,6 +119,11 @@ class Engine:
         self._held: list[dict[str, Any]] | None = None  # events of a round not yet committed
         # async: a client that could not be admitted is not offered again for wait_s
         self.excluded_until: dict[int, float] = {}
+
+    def set_budget(self, cid: int, budget_bits: float) -> None:
+        """Change a client's bit budget between its tasks (battery-adaptive budgets): its
+        next record carries the new value."""
+        self.clients[cid] = replace(self.clients[cid], budget_bits=budget_bits)
 
     # -- checkpoint support -------------------------------------------------------------------
     def snapshot(self, next_round: int) -> dict[str, Any]:

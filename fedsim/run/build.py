@@ -58,6 +58,7 @@ class RunParts:
     availability: Any
     dynamics: dict[int, Any]
     plans: list[ClientPlan]  # every client's priced budgets (excluded ones never train)
+    planner: Planner
     worker_setup: Any
     evaluator: Any
 
@@ -91,8 +92,8 @@ def build_run(loaded: LoadedScenario) -> RunParts:
     hyper, algorithm = _build_algorithm(sc, spec)
     cost = _build_cost(sc, spec, fleet, data.parts, algorithm.act_bits)
     availability, dynamics = build_dynamics(loaded, fleet)
-    plans = resolve_budgets(Planner(cost, algorithm, steps_for(sc), sc.algorithm.local_epochs),
-                            sc, fleet, dynamics, file=loaded.label)
+    planner = Planner(cost, algorithm, steps_for(sc), sc.algorithm.local_epochs)
+    plans = resolve_budgets(planner, sc, fleet, dynamics, file=loaded.label)
     fleet = with_budgets(fleet, plans)
     algorithm.setup(model, [ClientInfo(c.client_id, c.budget_bits, len(data.parts[c.client_id]))
                             for c in fleet])
@@ -105,7 +106,7 @@ def build_run(loaded: LoadedScenario) -> RunParts:
     return RunParts(
         loaded=loaded, data=data, model=model, spec=spec, hyper=hyper, algorithm=algorithm,
         fleet=fleet, clients=clients, cost=cost, synthetic=synthetic,
-        availability=availability, dynamics=dynamics, plans=plans,
+        availability=availability, dynamics=dynamics, plans=plans, planner=planner,
         worker_setup=_worker_setup(sc, data, hyper), evaluator=_evaluator(sc, data, algorithm,
                                                                           model),
     )

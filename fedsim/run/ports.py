@@ -9,6 +9,7 @@ client side on the executor.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,11 @@ class TrainingPort:
 
     def downlink_bits(self, round: int, client_ids: Sequence[int]) -> dict[int, tuple[int, ...]]:
         return self.algorithm.downlink_bits(round, client_ids)
+
+    def set_budget(self, client_id: int, budget_bits: float) -> None:
+        """A client's new budget (battery-adaptive budgets), seen by the method from now on."""
+        info = self.algorithm.clients[client_id]
+        self.algorithm.clients[client_id] = replace(info, budget_bits=budget_bits)
 
     def submit(self, item: WorkItem) -> _ResultHandle:
         from fedsim.algorithms.base import ClientTask

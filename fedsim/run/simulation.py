@@ -20,6 +20,7 @@ import yaml
 from fedsim.config.loader import LoadedScenario
 from fedsim.errors import InputError, RunError
 from fedsim.records.writer import RunFolder, unique_run_id
+from fedsim.run.adaptive import AdaptiveBudgets
 from fedsim.run.build import RunParts, build_run, steps_for
 from fedsim.run.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from fedsim.run.plan import plan_rows, write_plan_csv
@@ -174,7 +175,15 @@ def _write_inputs(folder: RunFolder, parts: RunParts, overrides: Sequence[str]) 
 
 
 def _make_port(parts: RunParts) -> tuple[Any, Any]:
-    """The engine's door to training (real, on an executor) or its system-only stand-in."""
+    """The engine's door to training (real, on an executor) or its system-only stand-in,
+    wrapped to re-plan battery-adaptive budgets when the fleet has any."""
+    port, executor = _trainer_port(parts)
+    adaptive = AdaptiveBudgets(port, parts.planner, parts.plans,
+                               parts.scenario.selection.deadline_s)
+    return (adaptive if adaptive.adapting else port), executor
+
+
+def _trainer_port(parts: RunParts) -> tuple[Any, Any]:
     if parts.synthetic is not None:
         return parts.synthetic, None
     from fedsim.execution.executors import make_executor
@@ -209,6 +218,8 @@ def _make_engine(parts: RunParts, port: Any, recorder: RunRecorder,
         availability=parts.availability, dynamics=parts.dynamics, **start,
     )
     recorder.watch(engine)
+    if isinstance(port, AdaptiveBudgets):
+        port.watch(engine)
     if ckpt is not None:
         engine.restore(ckpt["engine"])
     return engine

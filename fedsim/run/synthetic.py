@@ -10,7 +10,7 @@ whole population.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import MutableMapping, Sequence
 from concurrent.futures import Future
 
 from fedsim.algorithms.bitalloc import MAX_BITS, first_allocation, uniform_bits
@@ -27,7 +27,7 @@ class SyntheticPort:
     per budget: a fleet of 10^6 clients has a handful of distinct budgets.
     """
 
-    def __init__(self, spec: ModelSpec, budgets: Mapping[int, float], policy: str) -> None:
+    def __init__(self, spec: ModelSpec, budgets: MutableMapping[int, float], policy: str) -> None:
         self.spec = spec
         self.budgets = budgets
         self.policy = policy
@@ -47,6 +47,9 @@ class SyntheticPort:
                 b = first_allocation(self._w, budget)
             self._cache[budget] = b
         return self._cache[budget]
+
+    def set_budget(self, client_id: int, budget_bits: float) -> None:
+        self.budgets[client_id] = budget_bits
 
     def downlink_bits(self, round: int, client_ids: Sequence[int]) -> dict[int, tuple[int, ...]]:
         return {cid: self._bits(self.budgets[cid]) for cid in client_ids}
