@@ -64,12 +64,8 @@ def show(name: str, scenario: Path | None, extra: tuple[Path, ...]) -> None:
     lib = _library(extra)
     prof = lib.get(name, key="NAME")
     click.echo(f"{name}  ({lib.source_of(name)})")
-    for field, value in describe(prof):
+    for field, value in describe(prof):  # fields, then each source once (sources[i])
         click.echo(f"  {field:<34} {value}")
-    click.echo("  sources:")
-    for s in prof.sources:
-        est = " [estimate]" if s.estimate else ""
-        click.echo(f"    - {', '.join(s.fields)}: {s.cite}{est}")
 
     spec, samples, batch, label = _epoch_workload(scenario)
     steps = max(1, samples // batch)
@@ -93,7 +89,8 @@ def _epoch_workload(scenario: Path | None):  # type: ignore[no-untyped-def]
     from fedsim.data import dataset_info
     from fedsim.models import build_model, model_spec
 
-    path = scenario or Path(__file__).resolve().parent.parent / "scenarios" / "quickstart.yaml"
+    # the repository's quickstart (fedsim/cli/profiles.py -> <repo>/scenarios/quickstart.yaml)
+    path = scenario or Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
     if not path.exists():
         raise InputError("scenario not found (give --scenario FILE)", file=path)
     sc = load_scenario(path).scenario

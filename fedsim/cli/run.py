@@ -32,7 +32,10 @@ def _optional_scenario_arg(fn: F) -> F:
 def _load(scenario_file: Path, overrides: tuple[str, ...], extra: list[str]) -> Any:
     from fedsim.config.loader import load_scenario
 
-    return load_scenario(scenario_file, [*overrides, *extra])
+    loaded = load_scenario(scenario_file, [*overrides, *extra])
+    for note in loaded.notes:
+        click.echo(f"note: {note}", err=True)
+    return loaded
 
 
 @click.command()
@@ -196,6 +199,10 @@ def validate(scenario_file: Path, overrides: tuple[str, ...]) -> None:
     from fedsim.run.fleet import build_dynamics
 
     build_dynamics(loaded, fleet)  # trace files, battery capacities
+    if sc.data.partition.kind == "file" and not sc.system_only.enabled:
+        from fedsim.run.build import load_run_data
+
+        load_run_data(loaded)  # the split file against the dataset it indexes
     devices = sorted({c.profile.name for c in fleet})
     click.echo(
         f"ok: {scenario_file}: {sc.n_clients} clients on {len(devices)} device profiles "

@@ -30,6 +30,7 @@ class LoadedScenario:
     scenario: Scenario
     path: Path | None
     raw: dict[str, Any]
+    notes: tuple[str, ...] = ()  # things worth saying that are not errors
 
     @property
     def base_dir(self) -> Path:
@@ -91,10 +92,50 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
     return out
 
 
+def other_methods_keys(raw: dict[str, Any], name: str) -> dict[str, list[str]]:
+    """Keys of the ``algorithm`` block that ``name`` does not take but another method does
+    (key -> those methods): a scenario written for FedMPQ switched to FedAvg with
+    ``--set algorithm.name=fedavg`` keeps ``lam``, ``epsilon``... which FedAvg ignores."""
+    algo = raw.get("algorithm")
+    if not isinstance(algo, dict) or name not in ALGORITHM_PARAMS:
+        return {}
+    shared = set(yaml_keys(AlgorithmConfig))
+    own = set(yaml_keys(ALGORITHM_PARAMS[name]))
+    out: dict[str, list[str]] = {}
+    for key in algo:
+        if key in shared or key in own:
+            continue
+        users = [m for m, cls in ALGORITHM_PARAMS.items() if key in yaml_keys(cls)]
+        if users:
+            out[str(key)] = users
+    return out
+
+
 def validate_scenario_dict(raw: Any, *, file: str) -> Scenario:
     """Validate a scenario mapping (from a file or built in code); InputError naming ``file``."""
+    return validate_scenario(raw, file=file)[0]
+
+
+def validate_scenario(raw: Any, *, file: str) -> tuple[Scenario, tuple[str, ...]]:
+    """Validate a scenario mapping, and the notes to show: keys of another method, which the
+    chosen method ignores (so any shipped scenario switches methods with one ``--set``)."""
     require_mapping(raw, "scenario keys", file=file)
     scenario = validate_as(Scenario, raw, file=file)
+    ignored = other_methods_keys(raw, scenario.algorithm.name)
+    notes: tuple[str, ...] = ()
+    if ignored:
+        raw = {**raw, "algorithm": {k: v for k, v in raw["algorithm"].items()
+                                    if k not in ignored}}
+        scenario = validate_as(Scenario, raw, file=file)
+        owners = sorted({m for users in ignored.values() for m in users})
+        notes = (f"{file}: {', '.join(f'algorithm.{k}' for k in ignored)} "
+                 f"{'is' if len(ignored) == 1 else 'are'} for {', '.join(owners)}, not "
+                 f"{scenario.algorithm.name}: ignored",)
+    _validate_named_options(scenario, file)
+    return scenario, notes
+
+
+def _validate_named_options(scenario: Scenario, file: str) -> None:
     # Nested schemas chosen by a name (model options, method parameters): validated here, not
     # inside Scenario, so their errors keep the full key path.
     validate_as(scenario.model.options_schema(), scenario.model.options, file=file,
@@ -108,7 +149,6 @@ def validate_scenario_dict(raw: Any, *, file: str) -> Scenario:
             validate_torchvision_options(scenario.model.name, scenario.model.options)
         except InputError as exc:
             raise InputError(exc.detail, file=file, key=exc.key) from None
-    return scenario
 
 
 def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> LoadedScenario:
@@ -119,5 +159,5 @@ def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> LoadedScen
     """
     p = Path(path)
     raw = apply_overrides(read_yaml(p, mapping_of="scenario keys"), overrides)
-    scenario = validate_scenario_dict(raw, file=str(p))
-    return LoadedScenario(scenario=scenario, path=p, raw=raw)
+    scenario, notes = validate_scenario(raw, file=str(p))
+    return LoadedScenario(scenario=scenario, path=p, raw=raw, notes=notes)

@@ -92,3 +92,31 @@ def test_reference_fedmpq_runs_one_round(tmp_path: Path) -> None:
                for r in csv.DictReader((run / "clients.csv").open())}
     assert [samples[str(i)] for i in range(10)] == [len(x) for x in
                                                    split["train_indices_per_client"]]
+
+
+METHODS = ("fedmpq", "aqfl", "fpq8", "fedavg", "fedprox", "fedpaq", "uveqfed")
+
+
+@pytest.mark.parametrize("path", [*SCENARIOS, *REFERENCE, *PAPER], ids=lambda p: p.name)
+def test_every_scenario_switches_to_every_method(path: Path, tmp_path: Path) -> None:
+    """`--set algorithm.name=M` works on any shipped scenario: another method's keys are
+    ignored with one note, never an error."""
+    root = fake_cifar(tmp_path / "data")
+    needs = "fashion" in path.name or path.parent.name == "reference"
+    if needs and not FASHION.exists():
+        pytest.skip("needs dataset-fashion-mnist")
+    extra = ["--set", f"data.root={root}"] if path.parent.name == "paper" else []
+    for m in METHODS:
+        res = CliRunner().invoke(main, ["validate", str(path), "--set",
+                                        f"algorithm.name={m}", *extra])
+        assert res.exit_code == 0, (m, res.output)
+        assert "error" not in res.output
+
+
+def test_a_key_no_method_takes_is_an_error_with_its_full_path(tmp_path: Path) -> None:
+    path = REPO / "scenarios" / "heterogeneous_40.yaml"
+    res = CliRunner().invoke(main, ["validate", str(path), "--set", "algorithm.lamb=0.1"])
+    assert res.exit_code == 2 and "algorithm.lamb" in res.output and "lam" in res.output
+    res = CliRunner().invoke(main, ["validate", str(path), "--set", "algorithm.name=fedavg"])
+    assert res.exit_code == 0
+    assert "algorithm.lam" in res.output and "not fedavg: ignored" in res.output

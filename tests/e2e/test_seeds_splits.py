@@ -92,6 +92,8 @@ def test_bad_split_files_exit_2(tmp_path: Path, content: object, needle: str) ->
     code, out = cli("run", str(path), "-o", str(tmp_path / "out"))
     assert code == 2 and needle in out and "split.json" in out, out
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    code, out = cli("validate", str(path))  # validate reads the split file too
+    assert code == 2 and needle in out and "split.json" in out, out
 
 
 def test_split_file_metadata_is_read_and_ignored(tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ def test_report_has_every_section_and_figure(het_report: Any) -> None:
     assert "<title>fedsim report: tiny-fedmpq-s0</title>" in html
     # what a researcher reads first
     for text in ("Final accuracy", "Best accuracy", "Simulated time", "Fleet energy",
-                 "Energy per accuracy point", "Stragglers / dropouts", "Participation"):
+                 "Energy per accuracy point", "Stragglers / lost", "Participation"):
         assert text in html
 
 
@@ -72,7 +72,7 @@ def test_headline_numbers_match_the_run(het_report: Any) -> None:
     assert h.final_accuracy == pytest.approx(float(rounds[-1]["accuracy"]))
     assert h.energy_j == pytest.approx(float(rounds[-1]["energy_j"]))
     assert h.sim_time_s == pytest.approx(float(rounds[-1]["sim_time_s"]))
-    assert h.stragglers == 1 and h.infeasible == 1 and h.dropouts == 0
+    assert h.stragglers == 1 and h.infeasible == 1 and h.lost == 0
     assert h.client_rounds == 18 and h.aggregated == 16
     assert h.j_per_point == pytest.approx(h.energy_j / (100 * h.final_accuracy))
     md = (het_report.out / "report.md").read_text(encoding="utf-8")
@@ -182,7 +182,7 @@ def test_float_run_says_there_are_no_bits_to_show(tmp_path: Path) -> None:
 def test_dropouts_are_counted_and_drawn(tmp_path: Path) -> None:
     run = load_run(make_run(tmp_path, "drop", dropouts=((2, 0),), slow=()))
     h = metrics.headline(run)
-    assert (h.dropouts, h.stragglers) == (1, 0)
+    assert (h.battery, h.dropouts, h.stragglers) == (1, 0, 0)  # lost to its battery
     assert metrics.status_kinds(run) == ["ok", "battery"]
     tl = metrics.timeline(run)
     cut = [s for s in tl.segments if s.failed]

@@ -12,7 +12,8 @@ from fedsim.reporting.output import csv_number
 COMPARE_COLUMNS = [
     "label", "run_id", "run_dir", "algorithm", "scenario", "seed", "rounds_done",
     "final_accuracy", "best_accuracy", "sim_time_s", "energy_j", "j_per_point",
-    "participation", "stragglers", "infeasible", "dropouts", "bytes_down", "bytes_up",
+    "participation", "stragglers", "infeasible", "dropouts", "offline", "battery",
+    "bytes_down", "bytes_up",
 ]
 
 
@@ -28,5 +29,6 @@ def write_compare_csv(groups: list[Group], path: Path) -> None:
                             *["" if v is None else csv_number(v) for v in (
                                 h.final_accuracy, h.best_accuracy, h.sim_time_s, h.energy_j,
                                 h.j_per_point, h.participation)],
-                            h.stragglers, h.infeasible, h.dropouts, csv_number(h.bytes_down),
+                            h.stragglers, h.infeasible, h.dropouts, h.offline, h.battery,
+                            csv_number(h.bytes_down),
                             csv_number(h.bytes_up)])

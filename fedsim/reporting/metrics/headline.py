@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from fedsim.records.schema import BATTERY, OFFLINE
 from fedsim.reporting.metrics.fleet import fleet_size
 from fedsim.reporting.run import INFEASIBLE, OK, STRAGGLER, Run, Table
 
@@ -33,7 +34,9 @@ class Headline:
     aggregated: int
     stragglers: int
     infeasible: int
-    dropouts: int
+    dropouts: int  # failed mid-work (and statuses this version does not know)
+    offline: int  # went offline mid-work
+    battery: int  # battery could not pay the round, or emptied mid-work
     participation: float | None
     bytes_down: float
     bytes_up: float
@@ -41,6 +44,11 @@ class Headline:
     final_bits_down: float | None
     final_bits_up: float | None
     n_clients: int
+
+    @property
+    def lost(self) -> int:
+        """Client-rounds lost to fleet dynamics: dropouts, offline, battery."""
+        return self.dropouts + self.offline + self.battery
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -100,6 +108,8 @@ def headline(run: Run) -> Headline:
     ok = int(np.count_nonzero(status == OK))
     strag = int(np.count_nonzero(status == STRAGGLER))
     infeas = int(np.count_nonzero(status == INFEASIBLE))
+    offline = int(np.count_nonzero(status == OFFLINE))
+    battery = int(np.count_nonzero(status == BATTERY))
     bits_down, bits_up = _last_round_bits(run)
     rs = r["round_s"] if done else np.array([])
     return Headline(
@@ -117,7 +127,9 @@ def headline(run: Run) -> Headline:
         aggregated=ok,
         stragglers=strag,
         infeasible=infeas,
-        dropouts=selected - ok - strag - infeas,
+        dropouts=selected - ok - strag - infeas - offline - battery,
+        offline=offline,
+        battery=battery,
         participation=(ok / selected) if selected else None,
         bytes_down=float(np.nansum(c["bits_down_payload"])) / 8 if selected else 0.0,
         bytes_up=float(np.nansum(c["bits_up_payload"])) / 8 if selected else 0.0,

@@ -42,6 +42,8 @@ def _failures_text(h: metrics.Headline) -> str:
 
     fails = [n(c, w) for c, w in ((h.stragglers, "straggler"), (h.infeasible, "infeasible"),
                                   (h.dropouts, "dropout")) if c]
+    fails += [f"{c} {w}" for c, w in ((h.offline, "offline"), (h.battery, "lost to battery"))
+              if c]
     return ", ".join(fails) if fails else "every selected client reported"
 
 
@@ -59,7 +61,7 @@ def cards(h: metrics.Headline) -> pg.Cards:
          "fleet energy / final accuracy (%)"),
         ("Participation", style.fmt_pct(h.participation, 1),
          f"{h.aggregated} of {h.client_rounds} client-rounds aggregated"),
-        ("Stragglers / dropouts", f"{h.stragglers} / {h.dropouts}", _failures_text(h)),
+        ("Stragglers / lost", f"{h.stragglers} / {h.lost}", _failures_text(h)),
         ("Data down / up", f"{style.fmt_bytes(h.bytes_down)} / {style.fmt_bytes(h.bytes_up)}",
          "model payloads received / sent by clients"),
     ]
