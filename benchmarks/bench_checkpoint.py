@@ -2,7 +2,7 @@
 
     python benchmarks/bench_checkpoint.py
 
-Times `fedsim.run.checkpoint.save_checkpoint` for the global state of quickstart's CNN and of
+Times `fedsim.runner.checkpoint.save_checkpoint` for the global state of quickstart's CNN and of
 ResNet-20 (FedMPQ server state included), 20 repetitions each, against one training step of
 the same model to put the number in proportion.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from fedsim.models import build_model
-from fedsim.run.checkpoint import save_checkpoint
+from fedsim.runner.checkpoint import save_checkpoint
 
 
 def main() -> None:

@@ -142,7 +142,7 @@ class TreeRss:
 
 def _round_clock() -> list[float]:
     """Record the host time at each round's end (patched into fedsim's progress hook)."""
-    from fedsim.run import progress
+    from fedsim.runner import progress
 
     stamps: list[float] = []
     original = progress.RoundProgress.update
@@ -161,7 +161,7 @@ def _round_clock() -> list[float]:
 def child_fedsim(a: argparse.Namespace, t0: float) -> dict[str, Any]:
     """fedsim end to end, in process, exactly as ``fedsim run`` would run the scenario."""
     from fedsim.config.loader import LoadedScenario, validate_scenario_dict
-    from fedsim.run.simulation import run_scenario
+    from fedsim.runner.simulation import run_scenario
 
     stamps = _round_clock()
     raw = scenario_dict(a, workers=a.workers, executor=a.executor, algorithm=a.algorithm)

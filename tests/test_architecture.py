@@ -37,7 +37,7 @@ RULES = (
     Rule("records", "simpy", "run folders are read without the engine"),
     Rule("verify", "torch", "verify rechecks a run folder from its files alone"),
     Rule("reporting", "torch", "reports are made from copied run folders"),
-    Rule("reporting", "fedsim.run", "reports read run folders, never the simulator"),
+    Rule("reporting", "fedsim.runner", "reports read run folders, never the simulator"),
 )
 
 

@@ -57,7 +57,7 @@ from fedsim.algorithms.registry import algorithm_class  # noqa: E402
 from fedsim.data import load_dataset  # noqa: E402
 from fedsim.data.splitfile import read_split  # noqa: E402
 from fedsim.models import build_model, model_spec  # noqa: E402
-from fedsim.run.ports import Evaluator  # noqa: E402
+from fedsim.runner.ports import Evaluator  # noqa: E402
 from fedsim.seeding import derive_seed  # noqa: E402
 
 BUDGETS = [2, 2, 4, 4, 4, 6, 6, 6, 8, 8]

@@ -78,10 +78,10 @@ def run(scenario_file: Path | None, overrides: tuple[str, ...], resume: Path | N
         extra.append(f"execution.threads={threads}")
     if system_only:
         extra.append("system_only.enabled=true")
-    from fedsim.run.simulation import run_scenario
+    from fedsim.runner.simulation import run_scenario
 
     if resume is not None:
-        from fedsim.run.resume import AlreadyFinished, prepare
+        from fedsim.runner.resume import AlreadyFinished, prepare
 
         try:
             loaded, partial, all_overrides = prepare(resume, scenario_file,
@@ -97,7 +97,7 @@ def run(scenario_file: Path | None, overrides: tuple[str, ...], resume: Path | N
         loaded = _load(scenario_file, overrides, extra)
         seeds = loaded.scenario.seeds
         if seeds_text is not None:
-            from fedsim.run.seeds import parse_seeds
+            from fedsim.runner.seeds import parse_seeds
 
             seeds = parse_seeds(seeds_text)
         if seeds:
@@ -131,7 +131,7 @@ def run(scenario_file: Path | None, overrides: tuple[str, ...], resume: Path | N
 
 def _run_seeds(loaded: Any, scenario_file: Path, overrides: list[str], seeds: list[int],
                output: Path, name: str | None, progress: bool | None) -> None:
-    from fedsim.run.seeds import run_seeds
+    from fedsim.runner.seeds import run_seeds
 
     sc = loaded.scenario
     parent = output / (name or f"{sc.name}-{sc.algorithm.name}-seeds")
@@ -175,7 +175,7 @@ def partition_export(run_dir: Path, output: Path | None) -> None:
 def validate(scenario_file: Path, overrides: tuple[str, ...]) -> None:
     """Check SCENARIO (schema, profiles, dataset files) without running it."""
     loaded = _load(scenario_file, overrides, [])
-    from fedsim.run.fleet import resolve_fleet
+    from fedsim.runner.fleet import resolve_fleet
 
     fleet = resolve_fleet(loaded)
     sc = loaded.scenario
@@ -190,17 +190,17 @@ def validate(scenario_file: Path, overrides: tuple[str, ...]) -> None:
                          file=loaded.label, key="data.root") from None
     if sc.data.normalize is not None:  # one statistic per channel of the dataset
         from fedsim.data import dataset_info
-        from fedsim.run.build import data_options
+        from fedsim.runner.build import data_options
 
         try:
             dataset_info(sc.data.dataset, data_options(sc))
         except InputError as exc:
             raise InputError(exc.detail, file=loaded.label, key=exc.key) from None
-    from fedsim.run.fleet import build_dynamics
+    from fedsim.runner.fleet import build_dynamics
 
     build_dynamics(loaded, fleet)  # trace files, battery capacities
     if sc.data.partition.kind == "file" and not sc.system_only.enabled:
-        from fedsim.run.build import load_run_data
+        from fedsim.runner.build import load_run_data
 
         load_run_data(loaded)  # the split file against the dataset it indexes
     devices = sorted({c.profile.name for c in fleet})
@@ -228,8 +228,8 @@ def plan(scenario_file: Path, overrides: tuple[str, ...], per_client: bool,
     of one round, the constraint that binds (memory, deadline, energy, battery) and the
     budget each client gets; `budget_bits: auto` groups take the largest that fits.
     """
-    from fedsim.run.build import build_run
-    from fedsim.run.plan import plan_rows, render_plan, write_plan_csv
+    from fedsim.runner.build import build_run
+    from fedsim.runner.plan import plan_rows, render_plan, write_plan_csv
 
     parts = build_run(_load(scenario_file, overrides, []))
     click.echo(render_plan(parts.plans, per_client=per_client))

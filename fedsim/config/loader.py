@@ -154,7 +154,7 @@ def _validate_named_options(scenario: Scenario, file: str) -> None:
 def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> LoadedScenario:
     """Read, override and validate a scenario file against the schema only.
 
-    Profiles are resolved by :func:`fedsim.run.fleet.resolve_fleet` and dataset files checked
+    Profiles are resolved by :func:`fedsim.runner.fleet.resolve_fleet` and dataset files checked
     by :func:`fedsim.data.check_dataset_available`; ``fedsim validate`` runs all three.
     """
     p = Path(path)

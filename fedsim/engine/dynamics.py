@@ -1,6 +1,6 @@
 """Fleet dynamics beside the protocol: batteries, their recharge, and availability.
 
-Why a module of its own: the fleet builder (``fedsim.run.fleet``) fills in
+Why a module of its own: the fleet builder (``fedsim.runner.fleet``) fills in
 :class:`ClientDynamics` and :class:`Recharge` from a scenario without needing the engine,
 and both the synchronous and the asynchronous server spend energy through the same
 :class:`Batteries` (a client on mains power never runs out). The two side processes here,

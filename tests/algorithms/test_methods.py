@@ -17,7 +17,7 @@ from fedsim.algorithms.params import BitPlaneParams, FedAvgParams
 from fedsim.config.loader import load_scenario
 from fedsim.models import build_model, model_spec
 from fedsim.quant import float_state_dict, to_quantized
-from fedsim.run.simulation import run_scenario
+from fedsim.runner.simulation import run_scenario
 from tests.conftest import TINY, write_scenario
 
 HYPER = TrainHyper(lr=0.1, momentum=0.9, weight_decay=0.0, batch_size=8, local_epochs=1)

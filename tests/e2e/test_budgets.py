@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from fedsim.cli import main
 from fedsim.config.loader import load_scenario
 from fedsim.errors import InputError
-from fedsim.run.build import build_run
-from fedsim.run.simulation import run_scenario
+from fedsim.runner.build import build_run
+from fedsim.runner.simulation import run_scenario
 from fedsim.verify import verify_run
 from tests.conftest import TINY, write_scenario
 

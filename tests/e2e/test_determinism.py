@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fedsim.config.loader import load_scenario
-from fedsim.run.simulation import run_scenario
+from fedsim.runner.simulation import run_scenario
 from tests.conftest import TINY, write_scenario
 
 DETERMINISTIC_FILES = ("rounds.csv", "clients.csv", "bits.csv", "events.jsonl")

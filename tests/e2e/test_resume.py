@@ -15,7 +15,7 @@ import torch
 from click.testing import CliRunner
 
 from fedsim.cli import main
-from fedsim.run.checkpoint import CHECKPOINT
+from fedsim.runner.checkpoint import CHECKPOINT
 from tests.conftest import TINY, write_scenario
 
 FILES = ("rounds.csv", "clients.csv", "bits.csv", "events.jsonl")

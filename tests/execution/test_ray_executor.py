@@ -22,7 +22,7 @@ from fedsim.config.loader import LoadedScenario, validate_scenario_dict
 from fedsim.errors import InputError
 from fedsim.execution import executors
 from fedsim.execution.worker import WorkerSetup
-from fedsim.run.simulation import run_scenario
+from fedsim.runner.simulation import run_scenario
 from tests.conftest import TINY
 
 DETERMINISTIC_FILES = ("rounds.csv", "clients.csv", "bits.csv", "events.jsonl")

@@ -39,7 +39,7 @@ CASES = (
 def run_case(case: Case, out: Path) -> Path:
     """Run one case into ``out`` and return its run folder."""
     from fedsim.config.loader import load_scenario
-    from fedsim.run.simulation import run_scenario
+    from fedsim.runner.simulation import run_scenario
 
     loaded = load_scenario(ROOT / case.scenario, list(case.overrides))
     return run_scenario(loaded, output=out, run_name=case.name, progress=False).path

@@ -33,7 +33,7 @@ VERIFY_SCENARIO["selection"] = {"deadline_s": 0.45}
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from fedsim.config.loader import load_scenario
-    from fedsim.run.simulation import run_scenario
+    from fedsim.runner.simulation import run_scenario
 
     tmp = tmp_path_factory.mktemp("verify_run")
     loaded = load_scenario(write_scenario(tmp, VERIFY_SCENARIO))
@@ -373,7 +373,7 @@ DYNAMIC["stopped"] = {  # no battery can ever pay a round: battery_wait retries,
 @pytest.fixture(scope="module")
 def dynamic_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from fedsim.config.loader import load_scenario
-    from fedsim.run.simulation import run_scenario
+    from fedsim.runner.simulation import run_scenario
 
     tmp = tmp_path_factory.mktemp("dynamic")
     out = {}

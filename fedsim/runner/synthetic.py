@@ -19,7 +19,7 @@ from fedsim.spec import FLOAT_BITS, ModelSpec
 
 
 class SyntheticPort:
-    """Answers the engine like :class:`~fedsim.run.ports.TrainingPort` without training.
+    """Answers the engine like :class:`~fedsim.runner.ports.TrainingPort` without training.
 
     ``policy`` picks the downlink rule from the methods' own (``fedsim.algorithms.bitalloc``):
     ``budget`` is AQFL's uniform floor of the budget, ``fedmpq`` FedMPQ's allocation before

@@ -46,7 +46,7 @@ def parse_seeds(text: str) -> list[int]:
 
 def _one(args: tuple[str, list[str], Path, str]) -> str:
     from fedsim.config.loader import load_scenario
-    from fedsim.run.simulation import run_scenario
+    from fedsim.runner.simulation import run_scenario
 
     path, overrides, parent, name = args
     loaded = load_scenario(path, overrides)
@@ -58,7 +58,7 @@ def run_seeds(path: Path, overrides: Sequence[str], seeds: Sequence[int], parent
               *, parallel: int = 1, progress: bool | None = None) -> list[Path]:
     """Run one scenario per seed into ``parent``; ``parallel`` seed runs at a time."""
     from fedsim.config.loader import load_scenario
-    from fedsim.run.simulation import run_scenario
+    from fedsim.runner.simulation import run_scenario
 
     parent.mkdir(parents=True, exist_ok=True)
     jobs = [(str(path), [*overrides, f"seed={s}", "seeds=null"], parent, f"s{s}")

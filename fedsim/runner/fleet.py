@@ -25,7 +25,7 @@ from fedsim.hardware import DeviceProfile, LinkProfile, ProfileLibrary
 class FleetClient:
     """One client: its device, link and bit budget. A client of a ``budget_bits: auto``
     group carries its settings in ``auto`` and a NaN budget until the run derives it from
-    the cost model (:mod:`fedsim.run.budgets`)."""
+    the cost model (:mod:`fedsim.runner.budgets`)."""
 
     client_id: int
     group: str

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fedsim.records.schema import PLAN, fmt
-from fedsim.run.budgets import ClientPlan, Limits
+from fedsim.runner.budgets import ClientPlan, Limits
 
 
 def plan_rows(plans: Sequence[ClientPlan], *, per_client: bool = False) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """The run loop: build the parts, open the run folder, drive the engine, publish or suspend.
 
 :func:`run_scenario` is the whole of a run in named steps. Everything that can fail on
-user input is resolved by :func:`fedsim.run.build.build_run` before the folder exists; from
+user input is resolved by :func:`fedsim.runner.build.build_run` before the folder exists; from
 then on a failure either suspends the run (it has a checkpoint: Ctrl-C, a worker error) so
 ``fedsim run --resume`` continues it byte for byte, or removes everything it wrote.
 """
@@ -20,12 +20,12 @@ import yaml
 from fedsim.config.loader import LoadedScenario
 from fedsim.errors import InputError, RunError
 from fedsim.records.writer import RunFolder, unique_run_id
-from fedsim.run.adaptive import AdaptiveBudgets
-from fedsim.run.build import RunParts, build_run, steps_for
-from fedsim.run.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from fedsim.run.plan import plan_rows, write_plan_csv
-from fedsim.run.progress import RoundProgress
-from fedsim.run.summary import client_round_counts, resolved_scenario_dict, run_summary
+from fedsim.runner.adaptive import AdaptiveBudgets
+from fedsim.runner.build import RunParts, build_run, steps_for
+from fedsim.runner.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from fedsim.runner.plan import plan_rows, write_plan_csv
+from fedsim.runner.progress import RoundProgress
+from fedsim.runner.summary import client_round_counts, resolved_scenario_dict, run_summary
 
 __all__ = ["RunOutcome", "resolved_scenario_dict", "run_scenario"]
 
@@ -187,7 +187,7 @@ def _trainer_port(parts: RunParts) -> tuple[Any, Any]:
     if parts.synthetic is not None:
         return parts.synthetic, None
     from fedsim.execution.executors import make_executor
-    from fedsim.run.ports import TrainingPort
+    from fedsim.runner.ports import TrainingPort
 
     ex = parts.scenario.execution
     executor = make_executor(ex.executor, parts.worker_setup, ex.workers,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from fedsim.engine.types import PhaseCost
 from fedsim.hardware import check_memory, sample_bandwidth_factor, train_cost, transfer_cost
 from fedsim.payload import model_payload_bits
-from fedsim.run.fleet import FleetClient
+from fedsim.runner.fleet import FleetClient
 from fedsim.seeding import rng
 from fedsim.spec import ModelSpec
 

@@ -4,7 +4,7 @@ The promise "bad input never leaves a half-written results folder" rests on this
 everything that can fail on user input -- profiles, dataset files, the split, model
 options, a fleet in which nobody fits, the host's memory -- is resolved here, and
 :func:`build_run` touches no output folder. The result, :class:`RunParts`, is what
-:mod:`fedsim.run.simulation` executes.
+:mod:`fedsim.runner.simulation` executes.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from fedsim.config.loader import LoadedScenario
 from fedsim.config.schema import Scenario
 from fedsim.engine.types import ClientDesc
 from fedsim.errors import InputError
-from fedsim.run.budgets import ClientPlan, Planner, resolve_budgets, with_budgets
-from fedsim.run.cost import HardwareCost
-from fedsim.run.fleet import FleetClient, build_dynamics, resolve_fleet
+from fedsim.runner.budgets import ClientPlan, Planner, resolve_budgets, with_budgets
+from fedsim.runner.cost import HardwareCost
+from fedsim.runner.fleet import FleetClient, build_dynamics, resolve_fleet
 from fedsim.seeding import derive_seed, rng
 from fedsim.spec import ModelSpec
 
@@ -218,7 +218,7 @@ def _synthetic_port(sc: Scenario, spec: ModelSpec, fleet: Sequence[FleetClient])
     """The port that replaces training in system-only runs (None otherwise)."""
     if not sc.system_only.enabled:
         return None
-    from fedsim.run.synthetic import SyntheticPort
+    from fedsim.runner.synthetic import SyntheticPort
 
     return SyntheticPort(spec, {c.client_id: c.budget_bits for c in fleet}, sc.system_only.bits)
 
@@ -239,7 +239,7 @@ def _worker_setup(sc: Scenario, data: RunData, hyper: Any) -> Any:
 
 
 def _evaluator(sc: Scenario, data: RunData, algorithm: Any, model: Any) -> Any:
-    from fedsim.run.ports import Evaluator
+    from fedsim.runner.ports import Evaluator
 
     if data.test is None:
         return None

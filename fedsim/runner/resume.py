@@ -62,7 +62,7 @@ def _first_difference(a: Any, b: Any, path: str = "") -> tuple[str, Any, Any] | 
 def prepare(run_dir: Path, scenario_file: Path | None,
             overrides: Sequence[str]) -> tuple[LoadedScenario, Path, list[str]]:
     """(scenario to continue with, partial folder, overrides) — or InputError on a change."""
-    from fedsim.run.summary import resolved_scenario_dict
+    from fedsim.runner.summary import resolved_scenario_dict
 
     partial = locate(run_dir)
     meta = json.loads((partial / "run.json").read_text(encoding="utf-8"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fedsim.run.budgets import ClientPlan, Limits, Planner
+from fedsim.runner.budgets import ClientPlan, Limits, Planner
 
 
 class AdaptiveBudgets:

@@ -29,8 +29,8 @@ from typing import Any
 from fedsim.config.schema import Scenario
 from fedsim.errors import InputError
 from fedsim.hardware import train_memory_bytes, usable_memory_bytes
-from fedsim.run.cost import HardwareCost
-from fedsim.run.fleet import FleetClient
+from fedsim.runner.cost import HardwareCost
+from fedsim.runner.fleet import FleetClient
 
 CONSTRAINTS = ("memory", "deadline", "energy", "battery")
 
