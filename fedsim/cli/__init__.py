@@ -28,12 +28,14 @@ def _register() -> None:
     from fedsim.cli.profiles import profiles
     from fedsim.cli.report import compare, report
     from fedsim.cli.run import partition, plan, run, validate
+    from fedsim.cli.sweep import sweep
     from fedsim.cli.verify import verify
 
     main.add_command(run)
     main.add_command(validate)
     main.add_command(partition)
     main.add_command(plan)
+    main.add_command(sweep)
     main.add_command(profiles)
     main.add_command(verify)
     main.add_command(report)

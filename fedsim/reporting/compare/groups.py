@@ -15,9 +15,10 @@ from fedsim.reporting.run import Run, load_run, resolve_group
 class Group:
     """One compared entry: a run, or a seeds parent's runs (drawn as mean and band)."""
 
-    def __init__(self, path: Path, runs: list[Run]) -> None:
+    def __init__(self, path: Path, runs: list[Run], given_label: str = "") -> None:
         self.path = path
         self.runs = runs
+        self.given_label = given_label  # a sweep cell's "c00: key=value, ..."
         self.label = ""
         self.series: figures.Series | None = None
 
@@ -38,12 +39,38 @@ def load_groups(run_dirs: Sequence[str | Path]) -> list[Group]:
     groups = []
     seen: set[Path] = set()
     for d in run_dirs:
-        paths = resolve_group(Path(d))
         key = Path(d).resolve()
         if key in seen:
             raise InputError("given twice", file=d)
         seen.add(key)
+        if (Path(d) / "sweep.json").is_file():
+            groups += sweep_groups(Path(d))
+            continue
+        paths = resolve_group(Path(d))
         groups.append(Group(Path(d), [load_run(p) for p in paths]))
+    return groups
+
+
+def sweep_groups(folder: Path) -> list[Group]:
+    """A ``fedsim sweep`` folder: one group per grid cell (its seeds' runs)."""
+    from fedsim.records.reader import read_mapping
+
+    plan = read_mapping(folder / "sweep.json", "the sweep's plan").get("plan") or {}
+    cells = plan.get("cells") if isinstance(plan, dict) else None
+    seeds = plan.get("seeds") if isinstance(plan, dict) else None
+    if not isinstance(cells, list) or not isinstance(seeds, list):
+        raise InputError("not a fedsim sweep plan (expected plan.cells and plan.seeds)",
+                         file=folder / "sweep.json")
+    groups = []
+    for c in cells:
+        runs = [folder / f"{c['cell']}-s{s}" for s in seeds]
+        missing = [r.name for r in runs if not r.is_dir()]
+        if missing:
+            raise InputError(f"the sweep is not finished: missing {', '.join(missing[:4])}; "
+                             "run the same `fedsim sweep` command again", file=folder)
+        values = " · ".join(str(o).split("=", 1)[-1] for o in c.get("overrides", []))
+        groups.append(Group(folder / c["cell"], [load_run(r) for r in runs],
+                            f"{c['cell']}: {values}"))  # short: legends and bar labels
     return groups
 
 
@@ -65,7 +92,7 @@ def label_groups(groups: list[Group]) -> None:
     """Set each group's label and series: the method's colour and marker for every entry
     of a method, a different line style for each repeat of it."""
     for g in groups:
-        g.label = _label(g, groups)
+        g.label = g.given_label or _label(g, groups)
     seen: Counter[str] = Counter()
     for g in groups:
         k = seen[g.algorithm]

@@ -1,0 +1,120 @@
+"""Running a sweep: one ``fedsim run`` process per (cell, seed), ``workers`` at a time.
+
+Separate processes make each run byte-identical to running it alone and keep a crash in one
+run from taking the others down. The sweep folder's ``sweep.json`` records the plan; run
+the same command again after a kill and finished runs are kept, unfinished ones (their
+hidden ``.partial`` folders) are removed and run again. Children die with the sweep
+(``PR_SET_PDEATHSIG``), so a killed sweep leaves no orphan still writing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fedsim.errors import InputError, RunError
+from fedsim.records.reader import run_files_present
+from fedsim.records.schema import RUN_FILES
+from fedsim.sweep.grid import Cell
+
+
+@dataclass(frozen=True)
+class Job:
+    cell: Cell
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.cell.name}-s{self.seed}"
+
+
+def plan_document(scenario: Path, base: Sequence[str], cells: Sequence[Cell],
+                  seeds: Sequence[int]) -> dict[str, Any]:
+    return {
+        "scenario": str(scenario.resolve()),
+        "overrides": list(base),
+        "seeds": list(seeds),
+        "cells": [{"cell": c.name, "label": c.label, "overrides": c.overrides} for c in cells],
+    }
+
+
+def open_sweep(folder: Path, plan: dict[str, Any]) -> None:
+    """Create the sweep folder, or reopen it for the same plan (anything else: exit 2)."""
+    doc = folder / "sweep.json"
+    if doc.exists():
+        try:
+            old = json.loads(doc.read_text(encoding="utf-8")).get("plan")
+        except (OSError, json.JSONDecodeError):
+            old = None
+        if old != plan:
+            raise InputError("this folder holds a different sweep (other scenario, grid, "
+                             "seeds or overrides); choose another --name or --output",
+                             file=folder)
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    doc.write_text(json.dumps({"plan": plan}, indent=2) + "\n", encoding="utf-8")
+
+
+def pending(folder: Path, jobs: Sequence[Job]) -> list[Job]:
+    """Jobs whose run folder is not complete; their half-written folders are removed."""
+    todo = []
+    for job in jobs:
+        run = folder / job.name
+        if run.is_dir() and len(run_files_present(run)) == len(RUN_FILES):
+            continue
+        shutil.rmtree(folder / f".{job.name}.partial", ignore_errors=True)
+        shutil.rmtree(run, ignore_errors=True)
+        todo.append(job)
+    return todo
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def run_jobs(scenario: Path, base: Sequence[str], folder: Path, jobs: Sequence[Job],
+             workers: int, on_done: Callable[[Job, int, str], None]) -> list[tuple[Job, str]]:
+    """Run ``jobs`` (``workers`` at a time); the failed ones with their last error line."""
+    failed: list[tuple[Job, str]] = []
+    lock = threading.Lock()
+
+    def one(job: Job) -> None:
+        cmd = [sys.executable, "-m", "fedsim.cli", "run", str(scenario), "-o", str(folder),
+               "--name", job.name, "--no-progress",
+               *[a for o in [*base, *job.cell.overrides, f"seed={job.seed}"]
+                 for a in ("--set", o)]]
+        proc = subprocess.run(cmd, capture_output=True, text=True,
+                              preexec_fn=_die_with_parent, check=False)
+        err = (proc.stderr.strip().splitlines() or [""])[-1]
+        with lock:
+            if proc.returncode != 0:
+                failed.append((job, err or f"exit status {proc.returncode}"))
+            on_done(job, proc.returncode, err)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for f in [pool.submit(one, j) for j in jobs]:
+            f.result()
+    return failed
+
+
+def raise_if_failed(failed: Sequence[tuple[Job, str]]) -> None:
+    if failed:
+        lines = "; ".join(f"{j.name} ({j.cell.label}, seed {j.seed}): {e}"
+                          for j, e in failed[:3])
+        more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
+        raise RunError(f"{len(failed)} sweep run(s) failed: {lines}{more}; run the same "
+                       "command again to retry them (finished runs are kept)")
