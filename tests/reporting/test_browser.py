@@ -68,3 +68,27 @@ def test_compare_renders_in_chromium(compare_report: Any, tmp_path: Path) -> Non
     assert info["figures"] == 6 and info["drawn"] == 6
     _assert_offline(info)
     _assert_not_blank(shot)
+
+
+def test_sweep_page_renders_with_its_pareto_front(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fedsim.cli import main
+
+    quick = Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
+    res = CliRunner().invoke(main, ["sweep", str(quick), "--grid", "algorithm.name=fedavg,aqfl",
+                                    "--grid", "fleet.1.budget_bits=2,4", "--set", "rounds=2",
+                                    "--workers", "2", "-o", str(tmp_path), "--name", "sw"])
+    assert res.exit_code == 0, res.output
+    shot = tmp_path / "sweep.png"
+    info = _open(tmp_path / "sw" / "sweep.html", shot)
+    assert info["title"] == "fedsim sweep: quickstart"
+    assert info["sections"] == ["pareto", "cells", "curves"]
+    assert info["figures"] == 3 and info["drawn"] == 3
+    _assert_offline(info)
+    from matplotlib.image import imread
+
+    img = imread(shot)[..., :3]
+    assert img.shape[1] >= 1000 and img.shape[0] >= 1500, img.shape  # the whole page
+    assert (img.min(axis=2) < 0.9).mean() > 0.03  # text and figures, not a blank page
+    assert "Pareto front" in (tmp_path / "sw" / "sweep.md").read_text()
