@@ -85,3 +85,16 @@ ALGORITHM_PARAMS: dict[str, type[BaseModel]] = {
     "fedpaq": FedPAQParams,
     "uveqfed": UVeQFedParams,
 }
+
+
+class NoParams(_Params):
+    """A plug-in algorithm without a ``Params`` class takes no keys of its own."""
+
+
+def params_schema(name: str) -> type[BaseModel]:
+    """The schema of a method's own keys: built in, or a plug-in class's ``Params``."""
+    if name in ALGORITHM_PARAMS:
+        return ALGORITHM_PARAMS[name]
+    from fedsim.plugins import algorithm_plugin
+
+    return getattr(algorithm_plugin(name), "Params", None) or NoParams

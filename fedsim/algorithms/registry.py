@@ -20,5 +20,10 @@ _CLASSES: dict[str, str] = {
 
 
 def algorithm_class(name: str) -> type[Algorithm]:
+    """A built-in method's class, or a plug-in's (``module:Class`` / entry point)."""
+    if name not in _CLASSES:
+        from fedsim.plugins import algorithm_plugin
+
+        return algorithm_plugin(name)
     module, _, attr = _CLASSES[name].partition(":")
     return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from fedsim.algorithms.params import ALGORITHM_PARAMS
+from fedsim.algorithms.params import ALGORITHM_PARAMS, params_schema
 from fedsim.config.schema import AlgorithmConfig, Scenario
 from fedsim.errors import InputError, format_key_path
 from fedsim.validation import validate_as, yaml_keys
@@ -97,10 +97,10 @@ def other_methods_keys(raw: dict[str, Any], name: str) -> dict[str, list[str]]:
     (key -> those methods): a scenario written for FedMPQ switched to FedAvg with
     ``--set algorithm.name=fedavg`` keeps ``lam``, ``epsilon``... which FedAvg ignores."""
     algo = raw.get("algorithm")
-    if not isinstance(algo, dict) or name not in ALGORITHM_PARAMS:
+    if not isinstance(algo, dict):
         return {}
     shared = set(yaml_keys(AlgorithmConfig))
-    own = set(yaml_keys(ALGORITHM_PARAMS[name]))
+    own = set(yaml_keys(params_schema(name)))
     out: dict[str, list[str]] = {}
     for key in algo:
         if key in shared or key in own:
@@ -140,7 +140,7 @@ def _validate_named_options(scenario: Scenario, file: str) -> None:
     # inside Scenario, so their errors keep the full key path.
     validate_as(scenario.model.options_schema(), scenario.model.options, file=file,
                 key_prefix="model.options")
-    validate_as(ALGORITHM_PARAMS[scenario.algorithm.name], scenario.algorithm.model_extra or {},
+    validate_as(params_schema(scenario.algorithm.name), scenario.algorithm.model_extra or {},
                 file=file, key_prefix="algorithm", also_allowed=yaml_keys(AlgorithmConfig))
     if scenario.model.is_torchvision:
         from fedsim.models.tvzoo import validate_torchvision_options

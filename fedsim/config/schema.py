@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from fedsim.algorithms.params import ALGORITHM_PARAMS
+from fedsim.algorithms.params import ALGORITHM_PARAMS, params_schema
 
 
 class _Strict(BaseModel):
@@ -75,10 +75,20 @@ class NormalizeConfig(_Strict):
 
 
 def known_dataset(name: str) -> str:
-    """``name`` if it is a dataset fedsim loads; ValueError listing them otherwise."""
-    if name not in DATASET_NAMES:
-        raise ValueError(f"unknown dataset '{name}'; expected one of {', '.join(DATASET_NAMES)}")
-    return name
+    """``name`` if it is a dataset fedsim loads (built in, or a plug-in: ``module:function``
+    or an installed ``fedsim.datasets`` entry point); ValueError listing them otherwise."""
+    if name in DATASET_NAMES:
+        return name
+    from fedsim import plugins
+
+    if plugins.is_plugin("dataset", name):
+        try:
+            plugins.check_callable("dataset", name)
+        except plugins.PluginError as exc:
+            raise ValueError(f"dataset plug-in {exc}") from None
+        return name
+    raise ValueError(f"unknown dataset '{name}'; expected one of {', '.join(DATASET_NAMES)}, "
+                     "or a plug-in module:function")
 
 
 SubsetSize = Annotated[int, Field(ge=1)]
@@ -160,23 +170,36 @@ class ModelConfig(_Strict):
             except InputError as exc:
                 raise ValueError(exc.detail) from None
             return v
-        if v not in MODEL_NAMES:
-            raise ValueError(f"unknown model '{v}'; expected one of {', '.join(MODEL_NAMES)} or "
-                             "torchvision.<classification model> (e.g. torchvision.resnet18)")
-        return v
+        if v in MODEL_NAMES:
+            return v
+        from fedsim import plugins
+
+        if plugins.is_plugin("model", v):
+            try:
+                plugins.check_callable("model", v)
+            except plugins.PluginError as exc:
+                raise ValueError(f"model plug-in {exc}") from None
+            return v
+        raise ValueError(f"unknown model '{v}'; expected one of {', '.join(MODEL_NAMES)}, "
+                         "torchvision.<classification model> (e.g. torchvision.resnet18) or a "
+                         "plug-in module:function")
 
     @property
     def is_torchvision(self) -> bool:
         return self.name.startswith("torchvision.")
 
+    @property
+    def is_plugin(self) -> bool:
+        return self.name not in MODEL_NAMES and not self.is_torchvision
+
     def options_schema(self) -> type[BaseModel]:
-        if self.is_torchvision:
+        if self.is_torchvision or self.is_plugin:  # keyword arguments of the builder
             return TorchvisionOptions
         return MODEL_OPTIONS[self.name]
 
     def resolved_options(self) -> dict[str, Any]:
         """Options with defaults filled in (validated by the loader, with key paths)."""
-        if self.is_torchvision:  # the builder's keyword arguments, checked by the loader
+        if self.is_torchvision or self.is_plugin:  # the builder's keyword arguments
             return dict(self.options)
         return self.options_schema().model_validate(self.options).model_dump()
 
@@ -340,15 +363,22 @@ class AlgorithmConfig(BaseModel):
     @field_validator("name")
     @classmethod
     def _known_algorithm(cls, v: str) -> str:
-        if v not in ALGORITHM_PARAMS:
-            raise ValueError(
-                f"unknown algorithm '{v}'; expected one of {', '.join(sorted(ALGORITHM_PARAMS))}"
-            )
-        return v
+        if v in ALGORITHM_PARAMS:
+            return v
+        from fedsim import plugins
+
+        if plugins.is_plugin("algorithm", v):
+            try:
+                plugins.algorithm_plugin(v)
+            except plugins.PluginError as exc:
+                raise ValueError(f"algorithm plug-in {exc}") from None
+            return v
+        raise ValueError(f"unknown algorithm '{v}'; expected one of "
+                         f"{', '.join(sorted(ALGORITHM_PARAMS))}, or a plug-in module:Class")
 
     def method_params(self) -> BaseModel:
         """The method's own parameters with defaults filled in."""
-        return ALGORITHM_PARAMS[self.name].model_validate(self.model_extra or {})
+        return params_schema(self.name).model_validate(self.model_extra or {})
 
 
 class Scenario(_Strict):

@@ -42,7 +42,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import Field
 
-from fedsim.config.schema import DatasetOptions, SyntheticOptions, known_dataset
+from fedsim.config.schema import DATASET_NAMES, DatasetOptions, SyntheticOptions, known_dataset
 from fedsim.errors import InputError
 from fedsim.validation import validate_as
 
@@ -135,6 +135,9 @@ def dataset_info(name: str, options: Mapping[str, Any] | None = None) -> tuple[i
     Lets a caller build the model (and its :class:`~fedsim.spec.ModelSpec`) for a system-only
     run where the images themselves are never read.
     """
+    if _is_plugin(name):  # a user's dataset: its shapes are known once it is loaded
+        train, _ = load_dataset(name, options=options)
+        return train.channels, train.image_size, train.num_classes
     opts = _check_options(name, options)
     if name == "synthetic":
         return opts["channels"], opts["image_size"], opts["num_classes"]
@@ -491,6 +494,10 @@ def _load_synthetic(seed: int, opts: Mapping[str, Any]) -> tuple[ArrayDataset, A
 # --------------------------------------------------------------------------------------------
 
 
+def _is_plugin(name: str) -> bool:
+    return name not in DATASET_NAMES
+
+
 def load_dataset(
     name: str,
     *,
@@ -512,6 +519,10 @@ def load_dataset(
     Raises:
         InputError: unknown dataset or option, missing or corrupt file.
     """
+    if _is_plugin(name):
+        from fedsim.data.plugin import load_plugin
+
+        return load_plugin(name, root=root, seed=seed, options=options)
     opts = _check_options(name, options)
     if name == "digits":
         return _load_digits(opts)
@@ -527,7 +538,7 @@ def check_dataset_available(name: str, *, root: str | None = None) -> None:
 
     Raises the same InputError as :func:`load_dataset` would for a missing file.
     """
-    if name in ("digits", "synthetic"):
+    if name in ("digits", "synthetic") or _is_plugin(name):  # a plug-in checks its own files
         return
     if name == "fashion_mnist":
         base = Path(root) if root is not None else Path(FASHION_MNIST_ROOT)

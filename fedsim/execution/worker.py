@@ -38,7 +38,7 @@ class WorkerContext:
     """Dataset tensors, one model and one algorithm instance, built once per process."""
 
     def __init__(self, setup: WorkerSetup, train: Any = None) -> None:
-        from fedsim.algorithms.params import ALGORITHM_PARAMS
+        from fedsim.algorithms.params import params_schema
         from fedsim.algorithms.registry import algorithm_class
         from fedsim.data import load_dataset
         from fedsim.models import build_model, model_spec
@@ -61,7 +61,7 @@ class WorkerContext:
             self.model, name=setup.model_name,
             input_shape=(train.channels, train.image_size, train.image_size),
         )
-        params = ALGORITHM_PARAMS[setup.algorithm].model_validate(setup.algo_params)
+        params = params_schema(setup.algorithm).model_validate(setup.algo_params)
         self.algorithm: Algorithm = algorithm_class(setup.algorithm)(setup.hyper, params, spec)
 
     def run(self, task: ClientTask) -> ClientUpdate:

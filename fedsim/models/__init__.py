@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from fedsim.config.schema import MODEL_NAMES, ModelConfig
+from fedsim.errors import InputError
 from fedsim.models.cnn import SmallCNN
 from fedsim.models.measure import model_spec
 from fedsim.models.resnet import RESNET_DEPTHS, CifarResNet
@@ -101,6 +102,9 @@ def build_model(
     if is_torchvision_name(name):
         return build_torchvision(name, in_channels=in_channels, num_classes=num_classes,
                                  options=options)
+    if name not in MODEL_NAMES:
+        return _build_plugin(name, in_channels=in_channels, num_classes=num_classes,
+                             image_size=image_size, options=options)
     opts = _normalised_options(name, options)
     for arg, value in (
         ("in_channels", in_channels),
@@ -119,6 +123,30 @@ def build_model(
         num_classes=num_classes,
         shortcut=opts["shortcut"],
     )
+
+
+def _build_plugin(name: str, *, in_channels: int, num_classes: int, image_size: int,
+                  options: Mapping[str, Any] | None) -> nn.Module:
+    """A user's model (``module:function`` or an installed ``fedsim.models`` entry point)."""
+    from fedsim.plugins import PluginError, check_callable
+
+    try:
+        build = check_callable("model", name)
+    except PluginError as exc:
+        raise InputError(f"model plug-in {exc}", key="model.name") from None
+    try:
+        model = build(in_channels=in_channels, num_classes=num_classes, image_size=image_size,
+                      **dict(options or {}))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"model plug-in {name} refused its options: {exc}",
+                         key="model.options") from None
+    if not isinstance(model, nn.Module):
+        raise InputError(f"model plug-in {name} returned a {type(model).__name__}, not a "
+                         "torch.nn.Module", key="model.name")
+    if not quantizable_layers(model):
+        raise InputError(f"model plug-in {name} has no nn.Conv2d or nn.Linear layer to "
+                         "quantize", key="model.name")
+    return model
 
 
 __all__ = [

@@ -225,7 +225,7 @@ def _synthetic_port(sc: Scenario, spec: ModelSpec, fleet: Sequence[FleetClient])
 
 def _worker_setup(sc: Scenario, data: RunData, hyper: Any) -> Any:
     """What a worker process needs to rebuild the dataset, model and method on its own."""
-    from fedsim.algorithms.params import ALGORITHM_PARAMS
+    from fedsim.algorithms.params import params_schema
     from fedsim.execution.worker import WorkerSetup
 
     a = sc.algorithm
@@ -233,7 +233,7 @@ def _worker_setup(sc: Scenario, data: RunData, hyper: Any) -> Any:
         dataset=sc.data.dataset, data_root=sc.data.root, data_seed=sc.seed,
         data_options=data.options, model_name=sc.model.name,
         model_options=sc.model.resolved_options(), algorithm=a.name, hyper=hyper,
-        algo_params=ALGORITHM_PARAMS[a.name].model_validate(a.model_extra or {}).model_dump(),
+        algo_params=params_schema(a.name).model_validate(a.model_extra or {}).model_dump(),
         threads=sc.execution.threads, device=sc.execution.device,
     )
 

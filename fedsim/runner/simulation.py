@@ -140,7 +140,8 @@ def _open_folder(parts: RunParts, output: Path, run_name: str | None,
     sc = parts.scenario
     if resume_dir is None:
         output.mkdir(parents=True, exist_ok=True)
-        run_id = unique_run_id(output, run_name or f"{sc.name}-{sc.algorithm.name}-s{sc.seed}")
+        method = sc.algorithm.name.rsplit(":", 1)[-1]  # a plug-in's class, not its path
+        run_id = unique_run_id(output, run_name or f"{sc.name}-{method}-s{sc.seed}")
         folder = RunFolder(output, run_id)
         ckpt = None
     else:
