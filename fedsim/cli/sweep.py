@@ -22,12 +22,17 @@ from fedsim.cli.errors import handle_errors
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Runs at a time (each run is its own process, byte-identical to a "
                    "single run).")
+@click.option("--executor", type=click.Choice(["process", "ray"]), default="process",
+              show_default=True, help="Run each run as a local process, or as a Ray task.")
+@click.option("--ray-address", default=None, metavar="ADDRESS",
+              help="Ray cluster to join (default: FEDSIM_RAY_ADDRESS, else a local instance).")
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path),
               default=Path("results"), show_default=True, help="Parent of the sweep folder.")
 @click.option("--name", default=None, help="Sweep folder name (default: <scenario>-sweep).")
 @handle_errors
 def sweep(scenario_file: Path, grid: tuple[str, ...], seeds_text: str | None,
-          overrides: tuple[str, ...], workers: int, output: Path, name: str | None) -> None:
+          overrides: tuple[str, ...], workers: int, executor: str, ray_address: str | None,
+          output: Path, name: str | None) -> None:
     """Run SCENARIO over a grid of settings x seeds and compare them on one page.
 
     Every cell is validated before any run starts. Run the same command again after an
@@ -46,6 +51,6 @@ def sweep(scenario_file: Path, grid: tuple[str, ...], seeds_text: str | None,
         seeds = [load_scenario(scenario_file, list(overrides)).scenario.seed]
     folder = output / (name or f"{scenario_file.stem}-sweep")
     page = run_sweep(scenario_file, grid, seeds, overrides, folder, workers=workers,
-                     echo=click.echo)
+                     executor=executor, ray_address=ray_address, echo=click.echo)
     click.echo(f"sweep page: {page}")
     click.echo(f"table: {folder / 'sweep.csv'}")

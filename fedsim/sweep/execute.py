@@ -86,29 +86,69 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         pass
 
 
+def _command(scenario: Path, base: Sequence[str], folder: Path, job: Job) -> list[str]:
+    return [sys.executable, "-m", "fedsim.cli", "run", str(scenario), "-o", str(folder),
+            "--name", job.name, "--no-progress",
+            *[a for o in [*base, *job.cell.overrides, f"seed={job.seed}"]
+              for a in ("--set", o)]]
+
+
+def _run_command(cmd: list[str]) -> tuple[int, str]:
+    """Run one ``fedsim run``; its exit status and last error line."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=_die_with_parent,
+                          check=False)
+    return proc.returncode, (proc.stderr.strip().splitlines() or [""])[-1]
+
+
 def run_jobs(scenario: Path, base: Sequence[str], folder: Path, jobs: Sequence[Job],
-             workers: int, on_done: Callable[[Job, int, str], None]) -> list[tuple[Job, str]]:
-    """Run ``jobs`` (``workers`` at a time); the failed ones with their last error line."""
+             workers: int, on_done: Callable[[Job, int, str], None], *,
+             executor: str = "process", ray_address: str | None = None
+             ) -> list[tuple[Job, str]]:
+    """Run ``jobs`` (``workers`` at a time, or as Ray tasks); the failed ones with their
+    last error line."""
     failed: list[tuple[Job, str]] = []
     lock = threading.Lock()
 
-    def one(job: Job) -> None:
-        cmd = [sys.executable, "-m", "fedsim.cli", "run", str(scenario), "-o", str(folder),
-               "--name", job.name, "--no-progress",
-               *[a for o in [*base, *job.cell.overrides, f"seed={job.seed}"]
-                 for a in ("--set", o)]]
-        proc = subprocess.run(cmd, capture_output=True, text=True,
-                              preexec_fn=_die_with_parent, check=False)
-        err = (proc.stderr.strip().splitlines() or [""])[-1]
+    def finish(job: Job, rc: int, err: str) -> None:
         with lock:
-            if proc.returncode != 0:
-                failed.append((job, err or f"exit status {proc.returncode}"))
-            on_done(job, proc.returncode, err)
+            if rc != 0:
+                failed.append((job, err or f"exit status {rc}"))
+            on_done(job, rc, err)
 
+    if executor == "ray":
+        _run_on_ray(scenario, base, folder, jobs, workers, finish, ray_address)
+        return failed
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for f in [pool.submit(one, j) for j in jobs]:
+        futures = [pool.submit(lambda j: finish(j, *_run_command(
+            _command(scenario, base, folder, j))), j) for j in jobs]
+        for f in futures:
             f.result()
     return failed
+
+
+def _run_on_ray(scenario: Path, base: Sequence[str], folder: Path, jobs: Sequence[Job],
+                workers: int, finish: Callable[[Job, int, str], None],
+                address: str | None) -> None:
+    """One Ray task (one CPU) per run: on this machine, or on the cluster at ``address``
+    (its nodes need the scenario and the sweep folder at the same paths)."""
+    try:
+        import ray
+
+        from fedsim.execution.ray_executor import connect
+    except ImportError:
+        raise InputError("--executor ray needs Ray: pip install 'fedsim[ray]'",
+                         key="--executor") from None
+    started = connect(address, cpus=workers)
+    try:
+        task = ray.remote(num_cpus=1)(_run_command)
+        refs = {task.remote(_command(scenario, base, folder, j)): j for j in jobs}
+        while refs:
+            done, _ = ray.wait(list(refs), num_returns=1)
+            job = refs.pop(done[0])
+            finish(job, *ray.get(done[0]))
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def raise_if_failed(failed: Sequence[tuple[Job, str]]) -> None:

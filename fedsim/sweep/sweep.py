@@ -21,8 +21,8 @@ from fedsim.sweep.summary import cell_stats, write_table
 
 
 def run_sweep(scenario: Path, grid: Sequence[str], seeds: Sequence[int], base: Sequence[str],
-              folder: Path, *, workers: int = 1,
-              echo: Callable[[str], None] = print) -> Path:
+              folder: Path, *, workers: int = 1, executor: str = "process",
+              ray_address: str | None = None, echo: Callable[[str], None] = print) -> Path:
     """Run every (cell, seed) not yet done into ``folder``; the sweep page's path."""
     cells = cells_of(parse_grid(grid))
     check_cells(scenario, base, cells, seeds)
@@ -39,7 +39,8 @@ def run_sweep(scenario: Path, grid: Sequence[str], seeds: Sequence[int], base: S
         state = "ok" if rc == 0 else f"FAILED: {err}"
         echo(f"[{done[0]}/{len(jobs)}] {job.name} ({job.cell.label}, seed {job.seed}): {state}")
 
-    raise_if_failed(run_jobs(scenario, base, folder, todo, workers, report))
+    raise_if_failed(run_jobs(scenario, base, folder, todo, workers, report,
+                             executor=executor, ray_address=ray_address))
     stats = cell_stats(folder, cells, jobs)
     rows = write_table(stats, folder / "sweep.csv")
     (folder / "sweep.json").write_text(json.dumps({"plan": plan, "cells": rows}, indent=2)

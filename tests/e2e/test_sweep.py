@@ -97,3 +97,17 @@ def test_sweep_survives_kill_9_and_matches_single_runs(tmp_path: Path) -> None:
     other = CliRunner().invoke(main, ["sweep", str(QUICK), "--grid", "rounds=1,2", "-o",
                                       str(out), "--name", "sw"])
     assert other.exit_code == 2 and "different sweep" in other.output
+
+
+def test_sweep_on_ray_gives_the_same_runs(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    args = [str(QUICK), "--grid", "algorithm.name=fedavg,aqfl", "--set", "rounds=1",
+            "--workers", "2", "--name", "sw"]
+    local = CliRunner().invoke(main, ["sweep", *args, "-o", str(tmp_path / "p")])
+    on_ray = CliRunner().invoke(main, ["sweep", *args, "-o", str(tmp_path / "r"),
+                                       "--executor", "ray"])
+    assert local.exit_code == 0 and on_ray.exit_code == 0, on_ray.output
+    for run in ("c00-s1", "c01-s1"):
+        for f in FILES:
+            assert (tmp_path / "p" / "sw" / run / f).read_bytes() == \
+                (tmp_path / "r" / "sw" / run / f).read_bytes()
