@@ -74,18 +74,24 @@ class NormalizeConfig(_Strict):
         return self
 
 
+def _loadable_plugin(kind: str, name: str) -> bool:
+    """True for a plug-in (import path or entry point) that loads and can be called; False
+    for a name that is not a plug-in; ValueError saying why for a broken one."""
+    from fedsim import plugins
+
+    if not plugins.is_plugin(kind, name):
+        return False
+    try:
+        plugins.check_callable(kind, name)
+    except plugins.PluginError as exc:
+        raise ValueError(f"{kind} plug-in {exc}") from None
+    return True
+
+
 def known_dataset(name: str) -> str:
     """``name`` if it is a dataset fedsim loads (built in, or a plug-in: ``module:function``
     or an installed ``fedsim.datasets`` entry point); ValueError listing them otherwise."""
-    if name in DATASET_NAMES:
-        return name
-    from fedsim import plugins
-
-    if plugins.is_plugin("dataset", name):
-        try:
-            plugins.check_callable("dataset", name)
-        except plugins.PluginError as exc:
-            raise ValueError(f"dataset plug-in {exc}") from None
+    if name in DATASET_NAMES or _loadable_plugin("dataset", name):
         return name
     raise ValueError(f"unknown dataset '{name}'; expected one of {', '.join(DATASET_NAMES)}, "
                      "or a plug-in module:function")
@@ -170,15 +176,7 @@ class ModelConfig(_Strict):
             except InputError as exc:
                 raise ValueError(exc.detail) from None
             return v
-        if v in MODEL_NAMES:
-            return v
-        from fedsim import plugins
-
-        if plugins.is_plugin("model", v):
-            try:
-                plugins.check_callable("model", v)
-            except plugins.PluginError as exc:
-                raise ValueError(f"model plug-in {exc}") from None
+        if v in MODEL_NAMES or _loadable_plugin("model", v):
             return v
         raise ValueError(f"unknown model '{v}'; expected one of {', '.join(MODEL_NAMES)}, "
                          "torchvision.<classification model> (e.g. torchvision.resnet18) or a "
