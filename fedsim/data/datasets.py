@@ -495,7 +495,10 @@ def _load_synthetic(seed: int, opts: Mapping[str, Any]) -> tuple[ArrayDataset, A
 
 
 def _is_plugin(name: str) -> bool:
-    return name not in DATASET_NAMES
+    """A user's dataset; an unknown plain name is not one (it gets the list of datasets)."""
+    from fedsim.plugins import is_plugin
+
+    return name not in DATASET_NAMES and is_plugin("dataset", name)
 
 
 def load_dataset(

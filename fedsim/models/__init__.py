@@ -102,7 +102,9 @@ def build_model(
     if is_torchvision_name(name):
         return build_torchvision(name, in_channels=in_channels, num_classes=num_classes,
                                  options=options)
-    if name not in MODEL_NAMES:
+    from fedsim.plugins import is_plugin
+
+    if name not in MODEL_NAMES and is_plugin("model", name):
         return _build_plugin(name, in_channels=in_channels, num_classes=num_classes,
                              image_size=image_size, options=options)
     opts = _normalised_options(name, options)
