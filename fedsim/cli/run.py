@@ -232,10 +232,13 @@ def plan(scenario_file: Path, overrides: tuple[str, ...], per_client: bool,
     from fedsim.runner.plan import plan_rows, render_plan, write_plan_csv
 
     parts = build_run(_load(scenario_file, overrides, []))
-    click.echo(render_plan(parts.plans, per_client=per_client))
+    plans = parts.plans
+    if per_client:  # price every client's every budget, fixed ones too
+        plans = [parts.planner.plan(p.client, p.limits) for p in plans]
+    click.echo(render_plan(plans, per_client=per_client))
     if output is not None:
         try:
-            write_plan_csv(output, plan_rows(parts.plans, per_client=per_client))
+            write_plan_csv(output, plan_rows(plans, per_client=per_client))
         except OSError as exc:
             raise InputError(f"cannot write: {exc.strerror}", file=output) from None
         click.echo(f"wrote {output}")

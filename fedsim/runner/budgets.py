@@ -89,7 +89,9 @@ class ClientPlan:
             cheapest = self.options[-1]
             return f"fits no precision: at {_bits_text(cheapest.budget)} {cheapest.detail}"
         if not self.auto:
-            own = next(o for o in self.options if o.budget == self.budget)
+            own = next((o for o in self.options if o.budget == self.budget), None)
+            if own is None:
+                return "fixed by the scenario"
             return ("fixed by the scenario; it fits" if own.fits else
                     f"fixed by the scenario; it breaks {own.binding}: {own.detail}")
         above = [o for o in self.options if o.budget > self.budget and not o.fits]
@@ -113,6 +115,7 @@ class Planner:
         self.steps_for = steps_for
         self.epochs = epochs
         self.choices = tuple(sorted(algorithm.budget_choices, reverse=True))
+        self._memory: dict[tuple[tuple[int, ...], int], int] = {}
 
     def option(self, client: FleetClient, budget: float, limits: Limits) -> Option:
         """Price ``budget`` for ``client`` exactly as the engine will charge its round."""
@@ -122,8 +125,11 @@ class Planner:
         steps = self.steps_for(cost.samples[cid]) * self.epochs
         comp = cost.compute(cid, bits, steps)
         down, up = cost.transfer(cid, bits, "down"), cost.transfer(cid, up_bits, "up")
-        need = train_memory_bytes(cost.spec, bits, batch_size=cost.batch_size_of(cid),
-                                  act_bits=cost.act_bits)
+        batch = cost.batch_size_of(cid)
+        if (bits, batch) not in self._memory:  # a fleet has few distinct (bits, batch)
+            self._memory[(bits, batch)] = train_memory_bytes(cost.spec, bits, batch_size=batch,
+                                                             act_bits=cost.act_bits)
+        need = self._memory[(bits, batch)]
         usable = usable_memory_bytes(client.profile)
         comm_s = down.time_s + up.time_s
         energy = down.energy_j + comp.energy_j + up.energy_j
@@ -131,8 +137,14 @@ class Planner:
         return Option(budget, cost.avg_bits(bits), need, usable, comp.time_s, comm_s, energy,
                       binding, detail)
 
-    def plan(self, client: FleetClient, limits: Limits) -> ClientPlan:
-        """All options of one client; its budget: the fixed one, or the largest that fits."""
+    def plan(self, client: FleetClient, limits: Limits, *, priced: bool = True) -> ClientPlan:
+        """All options of one client; its budget: the fixed one, or the largest that fits.
+
+        ``priced=False`` skips pricing a fixed budget (it needs no choosing): a fleet of
+        10^5 fixed-budget clients is planned in no time; ``fedsim plan`` prices them.
+        """
+        if client.auto is None and not priced:
+            return ClientPlan(client, (), client.budget_bits, False, limits)
         budgets = list(self.choices)
         if client.auto is None and client.budget_bits not in budgets:
             budgets = sorted([*budgets, client.budget_bits], reverse=True)
@@ -172,8 +184,11 @@ def limits_for(sc: Scenario, client: FleetClient, dynamics: Mapping[int, Any]) -
 
 def resolve_budgets(planner: Planner, sc: Scenario, fleet: Sequence[FleetClient],
                     dynamics: Mapping[int, Any], *, file: str) -> list[ClientPlan]:
-    """Plan every client; refuse (exit 2) a scenario in which no client can join."""
-    plans = [planner.plan(c, limits_for(sc, c, dynamics)) for c in fleet]
+    """Plan every client (pricing every budget of automatic ones and of each group's first
+    client, which plan.csv shows); refuse (exit 2) a scenario in which no client can join."""
+    firsts = {c.client_id for c in {c.group: c for c in reversed(fleet)}.values()}
+    plans = [planner.plan(c, limits_for(sc, c, dynamics), priced=c.client_id in firsts)
+             for c in fleet]
     if plans and all(p.excluded for p in plans):
         per_class: dict[str, str] = {}
         for p in plans:
