@@ -29,7 +29,11 @@ from fedsim.quant import BitPlaneSGD, group_lasso, to_quantized
 THREADS = 1
 SAMPLES, BATCH = 256, 32  # one local epoch: 8 steps of the CNN on 1x28x28
 SETTINGS = ((32, None), (4, 4))  # float, and W4A4 fake-quant (FedMPQ's client)
-TOLERANCE = 0.20
+# The float CNN's 8-step epoch (~80-100 ms) swings between two speeds ~20 % apart on this
+# 2-core machine: six back-to-back runs (this session and the previous one's code) gave
+# errors from -9 % to +24 % with the model unchanged. 20 % made CI flaky; 35 % still fails
+# a law that misses an operator class (those errors are 2-5x).
+TOLERANCE = 0.35
 
 
 def _quick_calibration(path: Path):  # type: ignore[no-untyped-def]
@@ -93,7 +97,7 @@ def _relative_errors(profile, spec) -> dict[str, tuple[float, float, float, floa
     return out
 
 
-def test_calibrated_profile_predicts_own_epoch_within_20_percent(tmp_path: Path) -> None:
+def test_calibrated_profile_predicts_own_epoch_within_tolerance(tmp_path: Path) -> None:
     path = tmp_path / "host.yaml"
     spec = model_spec(build_model("cnn", in_channels=1, num_classes=10, image_size=28),
                       name="cnn", input_shape=(1, 28, 28))
