@@ -536,6 +536,28 @@ def load_dataset(
     return _load_synthetic(seed, opts)
 
 
+def dataset_files(name: str, *, root: str | None = None) -> list[Path]:
+    """The files loading ``name`` reads (for a run's input fingerprints); [] for a dataset
+    made in memory (synthetic) or a plug-in (it reads what it likes)."""
+    if name == "digits":
+        return [_digits_file()]
+    if name == "fashion_mnist":
+        base = Path(root) if root is not None else Path(FASHION_MNIST_ROOT)
+        folders = [base, base / "FashionMNIST" / "raw", base / "fashion-mnist",
+                   base / "fashion_mnist"]
+        found = [_find_file(folders, f) for f in ("train-images-idx3-ubyte",
+                 "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")]
+        return [f for f in found if f is not None]
+    if name in ("cifar10", "cifar100"):
+        base = Path(root) if root is not None else Path(CIFAR_ROOT)
+        sub, files = (("cifar-10-batches-py", [*(f"data_batch_{i}" for i in range(1, 6)),
+                                               "test_batch"]) if name == "cifar10"
+                      else ("cifar-100-python", ["train", "test"]))
+        folder = base if (base / files[0]).is_file() else base / sub
+        return [folder / f for f in files if (folder / f).is_file()]
+    return []
+
+
 def check_dataset_available(name: str, *, root: str | None = None) -> None:
     """Cheap presence check of a dataset's files (no parsing), for ``fedsim validate``.
 

@@ -83,4 +83,7 @@ def prepare(run_dir: Path, scenario_file: Path | None,
             "start a new run instead of resuming",
             file=scenario_file, key=key,
         )
+    from fedsim.runner.inputs import refuse_if_changed
+
+    refuse_if_changed(meta.get("inputs", []), partial / "run.json")
     return loaded, partial, list(overrides)

@@ -168,10 +168,13 @@ def _write_inputs(folder: RunFolder, parts: RunParts, overrides: Sequence[str]) 
         doc = split_document(parts.data.parts, parts.data.test_idx, sc.data.dataset)
         folder.write_text("partition.json", json.dumps(doc, separators=(",", ":")) + "\n")
     write_plan_csv(folder.path / "plan.csv", plan_rows(parts.plans))
+    from fedsim.runner.inputs import run_fingerprints
+
     folder.write_json("run.json", {
         "run_id": folder.run_id,
         "source": str(loaded.path.resolve()) if loaded.path else None,
         "overrides": list(overrides),
+        "inputs": run_fingerprints(loaded),  # resume refuses if any of these changed
     })
 
 

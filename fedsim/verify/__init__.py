@@ -83,7 +83,25 @@ def verify_run(run_dir: str | Path) -> VerifyReport:
     check_unmatched(ck, tasks)
     check_rounds(ck, rounds, clients, round_events, is_async)
     check_summary(ck, summary, rounds)
+    _note_inputs(report, path)
     return report
+
+
+def _note_inputs(report: VerifyReport, path: Path) -> None:
+    """The run's input fingerprints, rechecked: a note (not a violation) for each file that
+    changed since the run, since the run's own files are what verify checks."""
+    from fedsim.records.fingerprints import changed
+
+    meta = path / "run.json"
+    if not meta.is_file():
+        return
+    inputs = read_mapping(meta, "the run's provenance").get("inputs")
+    if not isinstance(inputs, list):
+        return
+    diffs = changed(inputs)
+    report.notes.append(f"inputs: {len(inputs)} files fingerprinted in run.json, "
+                        + ("all unchanged" if not diffs else f"{len(diffs)} changed since"))
+    report.notes += [f"input {d}" for d in diffs]
 
 
 def _require_run_folder(path: Path) -> None:

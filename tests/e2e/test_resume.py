@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 from click.testing import CliRunner
 
 from fedsim.cli import main
@@ -95,3 +96,43 @@ def test_resume_with_changed_scenario_exits_2_naming_the_key(tmp_path: Path) -> 
 def test_resume_of_nothing_is_an_input_error(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["run", "--resume", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "no interrupted run" in res.output
+
+
+def test_resume_refuses_when_a_file_the_run_read_changed(tmp_path: Path) -> None:
+    """run.json fingerprints every input; a profile edited between the kill and the resume
+    is refused, naming the file; restored, the run resumes."""
+    import json
+    import shutil
+
+    from fedsim.hardware import ProfileLibrary
+
+    mine = tmp_path / "profiles"
+    mine.mkdir()
+    src = ProfileLibrary.load().source_of("raspberry_pi_4")
+    shutil.copy(src, mine / "my_pi.yaml")
+    text = (mine / "my_pi.yaml").read_text().replace("name: raspberry_pi_4", "name: my_pi")
+    (mine / "my_pi.yaml").write_text(text)
+    path = scenario(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["profiles"] = ["profiles"]
+    data["fleet"][0]["profile"] = "my_pi"
+    path.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    partial = out / ".f.partial"
+    proc = fedsim("run", str(path), "-o", str(out), "--name", "f")
+    while rounds_written(partial) < 2:
+        assert proc.poll() is None
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    inputs = json.loads((partial / "run.json").read_text())["inputs"]
+    assert str((mine / "my_pi.yaml").resolve()) in {i["path"] for i in inputs}
+    (mine / "my_pi.yaml").write_text(text.replace("name: my_pi", "name: my_pi  # edited"))
+    res = CliRunner().invoke(main, ["run", "--resume", str(out / "f"), "--no-progress"])
+    assert res.exit_code == 2, res.output
+    assert "my_pi.yaml" in res.output and "changed" in res.output
+    (mine / "my_pi.yaml").write_text(text)
+    res = CliRunner().invoke(main, ["run", "--resume", str(out / "f"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    verified = CliRunner().invoke(main, ["verify", str(out / "f")])
+    assert "files fingerprinted in run.json, all unchanged" in verified.output
