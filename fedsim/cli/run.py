@@ -141,8 +141,11 @@ def _run_seeds(loaded: Any, scenario_file: Path, overrides: list[str], seeds: li
 
     doc = json.loads((parent / "seeds_summary.json").read_text())
     acc = doc["final"]["final_accuracy"]
-    click.echo(f"{len(paths)} seeds: final accuracy {acc['mean']:.4f} ± {acc['std']:.4f} "
-               f"(min {acc['min']:.4f}, max {acc['max']:.4f})")
+    if acc["mean"] != acc["mean"]:  # NaN: no seed recorded an accuracy
+        click.echo(f"{len(paths)} seeds: system-only (no training), see seeds_summary.csv")
+    else:
+        click.echo(f"{len(paths)} seeds: final accuracy {acc['mean']:.4f} ± {acc['std']:.4f} "
+                   f"(min {acc['min']:.4f}, max {acc['max']:.4f})")
     click.echo(f"results: {parent}")
 
 

@@ -129,14 +129,15 @@ def _check_options(name: str, options: Mapping[str, Any] | None) -> dict[str, An
     return out
 
 
-def dataset_info(name: str, options: Mapping[str, Any] | None = None) -> tuple[int, int, int]:
+def dataset_info(name: str, options: Mapping[str, Any] | None = None, *,
+                 root: str | None = None, seed: int = 0) -> tuple[int, int, int]:
     """``(channels, image_size, num_classes)`` of a dataset without loading it.
 
     Lets a caller build the model (and its :class:`~fedsim.spec.ModelSpec`) for a system-only
     run where the images themselves are never read.
     """
     if _is_plugin(name):  # a user's dataset: its shapes are known once it is loaded
-        train, _ = load_dataset(name, options=options)
+        train, _ = load_dataset(name, root=root, seed=seed, options=options)
         return train.channels, train.image_size, train.num_classes
     opts = _check_options(name, options)
     if name == "synthetic":

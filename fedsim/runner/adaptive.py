@@ -39,7 +39,8 @@ class AdaptiveBudgets:
                 continue
             assert client.auto is not None
             limits = Limits(self.deadline_s, client.auto.energy_j,
-                            self._engine.batteries.spendable_j(cid))
+                            self._engine.batteries.spendable_j(cid)
+                            if self._engine.batteries.has(cid) else None)
             # Nothing fits: keep the lowest; the engine's battery check then says why.
             budget = self.planner.plan(client, limits).budget or self.lowest
             if budget != self._engine.clients[cid].budget_bits:

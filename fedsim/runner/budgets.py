@@ -121,7 +121,9 @@ class Planner:
         """Price ``budget`` for ``client`` exactly as the engine will charge its round."""
         cid, cost = client.client_id, self.cost
         bits = self.algorithm.bits_at(budget)
-        up_bits = self.algorithm.uplink_bits_at(budget)
+        # the uplink priced at the downlink bits, as the engine's admission estimates it
+        # (a quantized uplink -- fedpaq, uveqfed -- then costs less than planned, never more)
+        up_bits = bits
         steps = self.steps_for(cost.samples[cid]) * self.epochs
         comp = cost.compute(cid, bits, steps)
         down, up = cost.transfer(cid, bits, "down"), cost.transfer(cid, up_bits, "up")
@@ -176,10 +178,13 @@ def limits_for(sc: Scenario, client: FleetClient, dynamics: Mapping[int, Any]) -
     """The limits of one client: the round deadline, its allowance, its battery now."""
     d = dynamics.get(client.client_id)
     battery = None
-    if d is not None and d.battery_capacity_j is not None:
+    adapts = client.auto is not None and client.auto.adapt == "battery"
+    if d is not None and d.battery_capacity_j is not None and not adapts:
+        # an adapting client's battery is judged at each dispatch (it may have recharged)
         battery = d.battery_level_j - d.battery_floor_j
     allowance = client.auto.energy_j if client.auto is not None else None
-    return Limits(sc.selection.deadline_s, allowance, battery)
+    deadline = sc.selection.deadline_s if sc.mode == "sync" else None  # async has none
+    return Limits(deadline, allowance, battery)
 
 
 def resolve_budgets(planner: Planner, sc: Scenario, fleet: Sequence[FleetClient],

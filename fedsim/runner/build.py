@@ -92,7 +92,12 @@ def build_run(loaded: LoadedScenario) -> RunParts:
     hyper, algorithm = _build_algorithm(sc, spec)
     cost = _build_cost(sc, spec, fleet, data.parts, algorithm.act_bits)
     availability, dynamics = build_dynamics(loaded, fleet)
-    planner = Planner(cost, algorithm, steps_for(sc), sc.algorithm.local_epochs)
+    rule: Any = algorithm  # what bits a budget gets: the method's, or system-only's policy
+    if sc.system_only.enabled:
+        from fedsim.runner.synthetic import SyntheticRule
+
+        rule = SyntheticRule(spec, sc.system_only.bits)
+    planner = Planner(cost, rule, steps_for(sc), sc.algorithm.local_epochs)
     plans = resolve_budgets(planner, sc, fleet, dynamics, file=loaded.label)
     fleet = with_budgets(fleet, plans)
     algorithm.setup(model, [ClientInfo(c.client_id, c.budget_bits, len(data.parts[c.client_id]))
@@ -128,7 +133,8 @@ def load_run_data(loaded: LoadedScenario) -> RunData:
     sc = loaded.scenario
     options = data_options(sc)
     if sc.system_only.enabled:
-        channels, image_size, num_classes = dataset_info(sc.data.dataset, options)
+        channels, image_size, num_classes = dataset_info(sc.data.dataset, options,
+                                                         root=sc.data.root, seed=sc.seed)
         parts = [np.zeros(sc.system_only.samples_per_client, dtype=np.int64)
                  for _ in range(sc.n_clients)]
         return RunData(parts, None, None, None, channels, image_size, num_classes, options)

@@ -86,6 +86,11 @@ def run_seeds(path: Path, overrides: Sequence[str], seeds: Sequence[int], parent
 
 
 def _stats(xs: list[float]) -> dict[str, float]:
+    """Mean, std, min, max; NaN throughout when no seed has a number (a system-only run
+    records no accuracy)."""
+    xs = [x for x in xs if not math.isnan(x)]
+    if not xs:
+        return dict.fromkeys(("mean", "std", "min", "max"), math.nan)
     return {
         "mean": statistics.fmean(xs),
         "std": statistics.stdev(xs) if len(xs) > 1 else 0.0,

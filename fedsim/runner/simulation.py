@@ -182,8 +182,9 @@ def _make_port(parts: RunParts) -> tuple[Any, Any]:
     """The engine's door to training (real, on an executor) or its system-only stand-in,
     wrapped to re-plan battery-adaptive budgets when the fleet has any."""
     port, executor = _trainer_port(parts)
+    sc = parts.scenario
     adaptive = AdaptiveBudgets(port, parts.planner, parts.plans,
-                               parts.scenario.selection.deadline_s)
+                               sc.selection.deadline_s if sc.mode == "sync" else None)
     return (adaptive if adaptive.adapting else port), executor
 
 

@@ -18,6 +18,28 @@ from fedsim.engine.types import EvalResult, WorkItem, WorkResult
 from fedsim.spec import FLOAT_BITS, ModelSpec
 
 
+class SyntheticRule:
+    """The bits a system-only run gives a budget, in the methods' ``bits_at`` /
+    ``budget_choices`` shape, so ``budget_bits: auto`` plans what the port will send."""
+
+    def __init__(self, spec: ModelSpec, policy: str) -> None:
+        self.n = spec.n_quantized
+        self.policy = policy
+        self.layer_w = spec.layer_weights()
+        self.budget_choices: tuple[float, ...] = (
+            (FLOAT_BITS,) if policy == "float" else (MAX_BITS,) if policy == "max"
+            else (1, 2, 3, 4, 5, 6, 7, 8))
+
+    def bits_at(self, budget: float) -> tuple[int, ...]:
+        if self.policy == "float":
+            return (FLOAT_BITS,) * self.n
+        if self.policy == "max":
+            return (MAX_BITS,) * self.n
+        if self.policy == "budget":
+            return uniform_bits(budget, self.n)
+        return first_allocation(self.layer_w, budget)
+
+
 class SyntheticPort:
     """Answers the engine like :class:`~fedsim.runner.ports.TrainingPort` without training.
 
@@ -32,20 +54,11 @@ class SyntheticPort:
         self.budgets = budgets
         self.policy = policy
         self._cache: dict[float, tuple[int, ...]] = {}
-        self._w = spec.layer_weights()
+        self.rule = SyntheticRule(spec, policy)
 
     def _bits(self, budget: float) -> tuple[int, ...]:
         if budget not in self._cache:
-            n = self.spec.n_quantized
-            if self.policy == "float":
-                b = (FLOAT_BITS,) * n
-            elif self.policy == "max":
-                b = (MAX_BITS,) * n
-            elif self.policy == "budget":
-                b = uniform_bits(budget, n)
-            else:
-                b = first_allocation(self._w, budget)
-            self._cache[budget] = b
+            self._cache[budget] = self.rule.bits_at(budget)
         return self._cache[budget]
 
     def set_budget(self, client_id: int, budget_bits: float) -> None:

@@ -89,7 +89,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 def _command(scenario: Path, base: Sequence[str], folder: Path, job: Job) -> list[str]:
     return [sys.executable, "-m", "fedsim.cli", "run", str(scenario), "-o", str(folder),
             "--name", job.name, "--no-progress",
-            *[a for o in [*base, *job.cell.overrides, f"seed={job.seed}"]
+            *[a for o in [*base, *job.cell.overrides, f"seed={job.seed}", "seeds=null"]
               for a in ("--set", o)]]
 
 

@@ -48,20 +48,30 @@ def parse_grid(texts: Sequence[str]) -> list[tuple[str, list[Any]]]:
             raise InputError(f"--grid expects KEY=V1,V2,...; got '{text}'", key="--grid")
         if any(k == key for k, _ in axes):
             raise InputError(f"--grid names {key} twice", key="--grid")
+        if key in ("seed", "seeds"):
+            raise InputError("seeds are not a grid axis: give them with --seeds 1-3 (each cell "
+                             "runs every seed)", key="--grid")
+        axes.append((key, _values(key, rest, text)))
+    if not axes:
+        raise InputError("a sweep needs at least one --grid KEY=V1,V2,...", key="--grid")
+    return axes
+
+
+def _values(key: str, rest: str, text: str) -> list[Any]:
+    """``V1,V2,...`` as YAML flow items, so a value may itself be a list or a mapping
+    (``[8,16],[16,32]`` or ``{auto: true, adapt: battery},4``)."""
+    try:
+        values = yaml.safe_load(f"[{rest}]") if rest.strip() else []
+    except yaml.YAMLError:
+        values = None
+    if values is None or not isinstance(values, list) or any(v is None for v in values) \
+            or not values:
         parts = [p.strip() for p in rest.split(",")]
         if not rest.strip() or any(not p for p in parts):
             raise InputError(f"--grid {key}: empty value in '{text}' (expected V1,V2,...)",
                              key="--grid")
-        values = []
-        for p in parts:
-            try:
-                values.append(yaml.safe_load(p))
-            except yaml.YAMLError:
-                values.append(p)
-        axes.append((key, values))
-    if not axes:
-        raise InputError("a sweep needs at least one --grid KEY=V1,V2,...", key="--grid")
-    return axes
+        values = parts
+    return values
 
 
 def cells_of(axes: Sequence[tuple[str, list[Any]]]) -> list[Cell]:
@@ -80,7 +90,8 @@ def check_cells(scenario: Path, base: Sequence[str], cells: Sequence[Cell],
 
     for cell in cells:
         try:
-            loaded = load_scenario(scenario, [*base, *cell.overrides, f"seed={seeds[0]}"])
+            loaded = load_scenario(scenario, [*base, *cell.overrides, f"seed={seeds[0]}",
+                                              "seeds=null"])
             resolve_fleet(loaded)
         except InputError as exc:
             where = f"grid cell {cell.index} ({cell.label})"

@@ -220,3 +220,23 @@ def test_battery_adaptive_budget_steps_down_instead_of_dropping_out(tmp_path: Pa
     budgets = [float(r["budget_bits"]) for r in adaptive]
     assert budgets[:3] == [8.0, 8.0, 8.0] and 1 <= budgets[3] < 8
     assert budgets == sorted(budgets, reverse=True)
+
+
+def test_system_only_plans_the_bits_the_port_sends(tmp_path: Path) -> None:
+    """Under system_only.bits=max every client trains at 8 bits whatever its budget, so
+    auto can only choose 8 (or exclude); under float, 32."""
+    data = _auto()
+    for bits, choice in (("max", 8.0), ("float", 32.0), ("budget", 8.0)):
+        plans = _plans(tmp_path, data, "system_only.enabled=true", f"system_only.bits={bits}")
+        assert {o.budget for o in plans[0].options} == (
+            {choice} if bits != "budget" else {1, 2, 3, 4, 5, 6, 7, 8})
+        assert plans[0].budget == choice
+
+
+def test_async_runs_ignore_the_deadline(tmp_path: Path) -> None:
+    data = _auto()
+    t8 = _plans(tmp_path, data)[0].options[0].time_s
+    with pytest.raises(InputError, match="deadline"):  # sync: nobody meets it
+        _plans(tmp_path, data, f"selection.deadline_s={t8 / 10}")
+    asyn = _plans(tmp_path, data, f"selection.deadline_s={t8 / 10}", "mode=async")
+    assert [p.budget for p in asyn] == [8.0] * 4

@@ -31,6 +31,7 @@ FILES = ("rounds.csv", "clients.csv", "bits.csv", "events.jsonl")
     (["rounds=1", "rounds=2"], "twice"),
     ([], "at least one --grid"),
     (["norounds"], "KEY=V1,V2"),
+    (["seed=1,2"], "--seeds"),                                   # seeds have their own flag
 ])
 def test_bad_grids_exit_2_before_any_run(tmp_path: Path, grid: list[str], needle: str) -> None:
     args = ["sweep", str(QUICK), "-o", str(tmp_path / "out")]
@@ -111,3 +112,14 @@ def test_sweep_on_ray_gives_the_same_runs(tmp_path: Path) -> None:
         for f in FILES:
             assert (tmp_path / "p" / "sw" / run / f).read_bytes() == \
                 (tmp_path / "r" / "sw" / run / f).read_bytes()
+
+
+def test_grid_values_may_be_lists_and_mappings() -> None:
+    from fedsim.sweep.grid import cells_of, parse_grid
+
+    axes = parse_grid(["model.options.channels=[8,16],[16,32]",
+                       "fleet.0.budget_bits={auto: true, adapt: battery},4"])
+    assert axes[0][1] == [[8, 16], [16, 32]]
+    assert axes[1][1] == [{"auto": True, "adapt": "battery"}, 4]
+    cells = cells_of(axes)
+    assert len(cells) == 4 and cells[0].overrides[0] == "model.options.channels=[8, 16]"
