@@ -344,11 +344,16 @@ class ProfileLibrary:
         except KeyError:
             raise self._unknown("link profile", name, self.links(), file, key) from None
 
-    def source_of(self, name: str) -> Path:
-        """The file a device profile (or, failing that, a link profile) was loaded from."""
-        for kind in ("device", "link"):
-            if (kind, name) in self._origins:
-                return self._origins[(kind, name)]
+    def has_source(self, name: str, kind: str) -> bool:
+        """Whether a ``kind`` profile called ``name`` came from a file of this library."""
+        return (kind, name) in self._origins
+
+    def source_of(self, name: str, kind: str | None = None) -> Path:
+        """The file a device profile (or, failing that, a link profile) was loaded from;
+        ``kind`` (``device`` or ``link``) asks for one of the two."""
+        for k in ("device", "link") if kind is None else (kind,):
+            if (k, name) in self._origins:
+                return self._origins[(k, name)]
         raise self._unknown("profile", name, self.names() + self.links(), None, None)
 
     def resolve(

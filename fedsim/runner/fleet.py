@@ -34,6 +34,7 @@ class FleetClient:
     link: LinkProfile
     group_index: int = 0
     auto: AutoBudget | None = None
+    profile_files: tuple[Path, ...] = ()  # the device and link files (run.json fingerprints)
 
 
 def group_labels(sc: Scenario) -> list[str]:
@@ -76,11 +77,15 @@ def resolve_fleet(loaded: LoadedScenario) -> list[FleetClient]:
             link = library.link(group.link, file=loaded.label, key=f"{key}.link")
             profile = profile.model_copy(update={"link": link})
         assert isinstance(profile.link, LinkProfile)
+        files = (library.source_of(group.profile, "device"),)
+        if library.has_source(profile.link.name, "link"):  # not an inline link
+            files += (library.source_of(profile.link.name, "link"),)
         spec = sc.group_budget(i)
         auto = auto_budget(spec)
         budget = math.nan if auto is not None else float(spec)  # type: ignore[arg-type]
         for _ in range(group.count):
-            clients.append(FleetClient(cid, labels[i], budget, profile, profile.link, i, auto))
+            clients.append(FleetClient(cid, labels[i], budget, profile, profile.link, i, auto,
+                                       files))
             cid += 1
     return clients
 

@@ -15,6 +15,7 @@ from typing import Any
 from fedsim.config.loader import LoadedScenario
 from fedsim.errors import InputError
 from fedsim.records.fingerprints import changed, fingerprint
+from fedsim.runner.fleet import FleetClient
 
 
 def input_files(loaded: LoadedScenario, profiles: Iterable[Path]) -> list[Path]:
@@ -40,25 +41,11 @@ def input_files(loaded: LoadedScenario, profiles: Iterable[Path]) -> list[Path]:
     return [f for f in seen if f.is_file()]
 
 
-def profile_files(loaded: LoadedScenario) -> list[Path]:
-    """The device and link profile files the fleet's groups use."""
-    from fedsim.hardware import ProfileLibrary
-
-    sc = loaded.scenario
-    lib = ProfileLibrary.load(sc.profiles, base_dir=loaded.base_dir, source_file=loaded.label)
-    out = []
-    for g in sc.fleet:
-        out.append(lib.source_of(g.profile))
-        link = g.link or lib.get(g.profile).link
-        name = link if isinstance(link, str) else getattr(link, "name", None)
-        if name and name in lib.links():
-            out.append(lib.source_of(name) if name not in lib.names() else out[-1])
-    return out
-
-
-def run_fingerprints(loaded: LoadedScenario) -> list[dict[str, Any]]:
+def run_fingerprints(loaded: LoadedScenario,
+                     fleet: Iterable[FleetClient]) -> list[dict[str, Any]]:
     """Fingerprints of every file the run reads (what ``run.json`` records)."""
-    return [fingerprint(f) for f in input_files(loaded, profile_files(loaded))]
+    profiles = {f for c in fleet for f in c.profile_files}
+    return [fingerprint(f) for f in input_files(loaded, profiles)]
 
 
 def refuse_if_changed(recorded: Sequence[Mapping[str, Any]], run_json: Path) -> None:

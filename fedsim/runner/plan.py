@@ -18,11 +18,8 @@ from fedsim.runner.budgets import ClientPlan, Limits
 
 def plan_rows(plans: Sequence[ClientPlan], *, per_client: bool = False) -> list[dict[str, Any]]:
     """Rows of plan.csv: every budget of every group's first client (or of every client)."""
-    groups: dict[str, list[ClientPlan]] = {}
-    for p in plans:
-        groups.setdefault(p.client.group, []).append(p)
     rows = []
-    for members in groups.values():
+    for members in _by_group(plans).values():
         given = Counter(p.budget for p in members)
         shown = members if per_client else members[:1]
         for p in shown:
@@ -41,6 +38,13 @@ def plan_rows(plans: Sequence[ClientPlan], *, per_client: bool = False) -> list[
     return rows
 
 
+def _by_group(plans: Sequence[ClientPlan]) -> dict[str, list[ClientPlan]]:
+    groups: dict[str, list[ClientPlan]] = {}
+    for p in plans:
+        groups.setdefault(p.client.group, []).append(p)
+    return groups
+
+
 def write_plan_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     with open(path, "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
@@ -54,10 +58,7 @@ def render_plan(plans: Sequence[ClientPlan], *, per_client: bool = False) -> str
     from fedsim.hardware.memory import format_bytes
 
     out = []
-    groups: dict[str, list[ClientPlan]] = {}
-    for p in plans:
-        groups.setdefault(p.client.group, []).append(p)
-    for label, members in groups.items():
+    for label, members in _by_group(plans).items():
         first = members[0].client
         given = Counter(p.budget for p in members)
         dist = ", ".join(f"{_b(b)} x{n}" for b, n in sorted(given.items(), key=_order))

@@ -85,7 +85,7 @@ def run_seeds(path: Path, overrides: Sequence[str], seeds: Sequence[int], parent
     return paths
 
 
-def _stats(xs: list[float]) -> dict[str, float]:
+def stats(xs: list[float]) -> dict[str, float]:
     """Mean, std, min, max; NaN throughout when no seed has a number (a system-only run
     records no accuracy)."""
     xs = [x for x in xs if not math.isnan(x)]
@@ -110,17 +110,17 @@ def write_summary(parent: Path, runs: Sequence[Path]) -> dict[str, Any]:
     for i in range(n_rounds):
         row: dict[str, Any] = {"round": int(per_run[0][i]["round"]), "seeds": len(runs)}
         for m in METRICS:
-            st = _stats([float(rows[i][m]) for rows in per_run])  # NaN stays NaN
+            st = stats([float(rows[i][m]) for rows in per_run])  # NaN stays NaN
             row.update({f"{m}_{k}": v for k, v in st.items()})
         table.append(row)
     finals = [read_mapping(r / "summary.json", "the run's summary") for r in runs]
     final = {
-        "final_accuracy": _stats([f["final_accuracy"] for f in finals
+        "final_accuracy": stats([f["final_accuracy"] for f in finals
                                   if f["final_accuracy"] is not None] or [math.nan]),
-        "best_accuracy": _stats([f["best_accuracy"] for f in finals
+        "best_accuracy": stats([f["best_accuracy"] for f in finals
                                  if f["best_accuracy"] is not None] or [math.nan]),
-        "sim_time_s": _stats([f["sim_time_s"] for f in finals]),
-        "energy_j": _stats([f["energy_j"] for f in finals]),
+        "sim_time_s": stats([f["sim_time_s"] for f in finals]),
+        "energy_j": stats([f["energy_j"] for f in finals]),
     }
     doc = {"runs": [r.name for r in runs], "seeds": [f["seed"] for f in finals],
            "final": final, "rounds": table}

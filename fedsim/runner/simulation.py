@@ -174,7 +174,7 @@ def _write_inputs(folder: RunFolder, parts: RunParts, overrides: Sequence[str]) 
         "run_id": folder.run_id,
         "source": str(loaded.path.resolve()) if loaded.path else None,
         "overrides": list(overrides),
-        "inputs": run_fingerprints(loaded),  # resume refuses if any of these changed
+        "inputs": run_fingerprints(loaded, parts.fleet),  # resume refuses if any of these changed
     })
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import csv
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fedsim.records.reader import read_mapping
+from fedsim.runner.seeds import stats
 from fedsim.sweep.execute import Job
 from fedsim.sweep.grid import Cell
 
@@ -28,13 +28,6 @@ class CellStats:
     pareto_time: bool = False
 
 
-def _stat(xs: list[float]) -> tuple[float, float]:
-    xs = [x for x in xs if x is not None and not math.isnan(x)]
-    if not xs:
-        return math.nan, math.nan
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
-
-
 def cell_stats(folder: Path, cells: Sequence[Cell], jobs: Sequence[Job]) -> list[CellStats]:
     out = []
     for cell in cells:
@@ -42,7 +35,9 @@ def cell_stats(folder: Path, cells: Sequence[Cell], jobs: Sequence[Job]) -> list
         summaries = [read_mapping(r / "summary.json", "the run's summary") for r in runs]
         st = CellStats(cell, runs)
         for m in METRICS:
-            st.mean[m], st.std[m] = _stat([s.get(m) for s in summaries])  # type: ignore[misc]
+            values = [s.get(m) for s in summaries]
+            got = stats([math.nan if v is None else float(v) for v in values])
+            st.mean[m], st.std[m] = got["mean"], got["std"]
         out.append(st)
     _mark_front(out, "energy_j", "pareto_energy")
     _mark_front(out, "sim_time_s", "pareto_time")

@@ -73,16 +73,23 @@ def test_sigkill_at_three_points_then_resume_is_byte_identical(tmp_path: Path) -
     assert res.exit_code == 0 and "already finished" in res.output
 
 
-def test_resume_with_changed_scenario_exits_2_naming_the_key(tmp_path: Path) -> None:
-    path = scenario(tmp_path)
-    out = tmp_path / "out"
-    partial = out / ".k.partial"
-    proc = fedsim("run", str(path), "-o", str(out), "--name", "k")
+def kill_after_two_rounds(path: Path, out: Path, name: str) -> Path:
+    """Run ``path`` as ``name`` in a process, SIGKILL it once two rounds are written; the
+    run's partial folder."""
+    partial = out / f".{name}.partial"
+    proc = fedsim("run", str(path), "-o", str(out), "--name", name)
     while rounds_written(partial) < 2:
         assert proc.poll() is None
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    return partial
+
+
+def test_resume_with_changed_scenario_exits_2_naming_the_key(tmp_path: Path) -> None:
+    path = scenario(tmp_path)
+    out = tmp_path / "out"
+    kill_after_two_rounds(path, out, "k")
     res = CliRunner().invoke(main, ["run", str(path), "--resume", str(out / "k"),
                                     "--set", "algorithm.lam=0.01"])
     assert res.exit_code == 2
@@ -118,13 +125,7 @@ def test_resume_refuses_when_a_file_the_run_read_changed(tmp_path: Path) -> None
     data["fleet"][0]["profile"] = "my_pi"
     path.write_text(yaml.safe_dump(data))
     out = tmp_path / "out"
-    partial = out / ".f.partial"
-    proc = fedsim("run", str(path), "-o", str(out), "--name", "f")
-    while rounds_written(partial) < 2:
-        assert proc.poll() is None
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    partial = kill_after_two_rounds(path, out, "f")
     inputs = json.loads((partial / "run.json").read_text())["inputs"]
     assert str((mine / "my_pi.yaml").resolve()) in {i["path"] for i in inputs}
     (mine / "my_pi.yaml").write_text(text.replace("name: my_pi", "name: my_pi  # edited"))
