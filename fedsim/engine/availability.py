@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from fedsim.errors import InputError
-from fedsim.seeding import rng
+from fedsim.seeding import keyed_uniforms, rng
 from fedsim.yamlio import read_text
 
 INF = math.inf
@@ -44,18 +46,27 @@ class Diurnal:
     period_s: float = 86_400.0
     online_fraction: float = 0.5
 
+    def phases(self, client_ids: np.ndarray | list[int]) -> np.ndarray:
+        """Each client's phase in [0, 1) (a keyed draw: the same alone or in a batch)."""
+        return keyed_uniforms(self.seed, ("availability", "diurnal"), client_ids)
+
     def windows(self, client_id: int) -> Iterator[tuple[float, float]]:
         if self.online_fraction >= 1.0:
             yield (0.0, INF)
             return
-        phase = float(rng(self.seed, "availability", "diurnal", client_id).uniform(0, 1))
-        on = self.online_fraction * self.period_s
-        start = -phase * self.period_s
+        phase = float(self.phases([client_id])[0])
+        k = 0
         while True:
-            s, e = start, start + on
+            s, e = self.window(phase, k)
             if e > 0:
                 yield (max(0.0, s), e)
-            start += self.period_s
+            k += 1
+
+    def window(self, phase: float | np.ndarray, k: int | np.ndarray) -> tuple:
+        """The k-th window ``(start, end)`` of a client with this phase, in closed form (the
+        vectorised engine evaluates the same expression for many clients at once)."""
+        start = (k - phase) * self.period_s
+        return start, start + self.online_fraction * self.period_s
 
 
 @dataclass(frozen=True)

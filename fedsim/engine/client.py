@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import simpy
 from simpy.events import ProcessGenerator
 
@@ -32,7 +33,7 @@ from fedsim.engine.records import (
     ClientRoundRecord,
 )
 from fedsim.engine.types import PhaseCost, WorkItem, WorkResult
-from fedsim.seeding import derive_seed, rng
+from fedsim.seeding import derive_seed, keyed_uniforms
 
 if TYPE_CHECKING:
     from fedsim.engine.core import Engine
@@ -46,6 +47,15 @@ _CAUSE_STATUS = {
     "battery": BATTERY,
     "end of run": STALE,
 }
+
+
+def failure_draws(seed: int, r: int, attempt: int,
+                  cids: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per client: the uniform that decides a failure (fails if below its probability) and
+    the fraction of the planned work at which it strikes. Keyed by (seed, round, attempt,
+    client), so the per-client and the vectorised engine draw the same numbers."""
+    names = ("failure", r, attempt)
+    return keyed_uniforms(seed, names, cids, 0), keyed_uniforms(seed, names, cids, 1)
 
 
 class BatteryEmpty(Exception):
@@ -168,9 +178,10 @@ class ClientTask:
         eng, env = self.eng, self.eng.env
         p = eng.dynamics[self.cid].failure_prob
         if p > 0:
-            g = rng(eng.config.seed, "failure", self.round, self.cid, self.attempt)
-            if g.uniform() < p:
-                at = env.now + g.uniform() * self.plan.time_s
+            u_fail, u_when = failure_draws(eng.config.seed, self.round, self.attempt,
+                                           [self.cid])
+            if u_fail[0] < p:
+                at = env.now + float(u_when[0]) * self.plan.time_s
                 assert env.active_process is not None
                 env.process(self._fail_at(env.active_process, at))
 

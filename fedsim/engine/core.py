@@ -40,6 +40,7 @@ from typing import Any
 import simpy
 
 from fedsim.engine.availability import AlwaysOn, AvailabilityModel
+from fedsim.engine.batchsync import BatchSyncServer
 from fedsim.engine.dynamics import Batteries, ClientDynamics, follow_availability
 from fedsim.engine.fedbuff import FedBuffServer
 from fedsim.engine.records import (
@@ -72,6 +73,7 @@ class EngineConfig:
     concurrency: int = 10
     wait_s: float = 60.0
     max_wait_s: float = 30 * 86_400.0
+    vectorised: bool = False  # whole rounds as arrays where supported (engine.batchsync)
 
 
 class Engine:
@@ -119,6 +121,7 @@ class Engine:
         self._held: list[dict[str, Any]] | None = None  # events of a round not yet committed
         # async: a client that could not be admitted is not offered again for wait_s
         self.excluded_until: dict[int, float] = {}
+        self._batch: Any = None  # the vectorised server, when running one
 
     def set_budget(self, cid: int, budget_bits: float) -> None:
         """Change a client's bit budget between its tasks (battery-adaptive budgets): its
@@ -132,7 +135,8 @@ class Engine:
             "next_round": next_round,
             "now": float(self.env.now),
             "fleet_energy_j": float(self.fleet_energy_j),
-            "battery": self.batteries.snapshot(),
+            "battery": (self._batch.pop.battery_snapshot() if self._batch is not None
+                        else self.batteries.snapshot()),
             "last_loss": {str(c): float(v) for c, v in self.selection_state.last_loss.items()},
             "expected_s": {str(c): float(v)
                            for c, v in self.selection_state.expected_s.items()},
@@ -148,14 +152,32 @@ class Engine:
 
     # -- running ------------------------------------------------------------------------------
     def run(self) -> None:
-        if self.track_availability:
-            for cid in self.client_ids:
-                self.env.process(follow_availability(self.env, self.availability, cid,
-                                                     self.online, self.working))
-        self.batteries.start_recharging(self.env)
-        server = (FedBuffServer(self) if self.config.mode == "async" else SyncServer(self))
+        server = self._server()
+        if not isinstance(server, BatchSyncServer):
+            if self.track_availability:
+                for cid in self.client_ids:
+                    self.env.process(follow_availability(self.env, self.availability, cid,
+                                                         self.online, self.working))
+            self.batteries.start_recharging(self.env)
         proc = self.env.process(server.run())
-        self.env.run(until=proc)
+        try:
+            self.env.run(until=proc)
+        finally:
+            if isinstance(server, BatchSyncServer):
+                server.finish()
+
+    def _server(self) -> Any:
+        """The server process: vectorised rounds when asked for and supported."""
+        if self.config.vectorised and self.why_not_vectorised() is None:
+            self._batch = BatchSyncServer(self)
+            return self._batch
+        return FedBuffServer(self) if self.config.mode == "async" else SyncServer(self)
+
+    def why_not_vectorised(self) -> str | None:
+        """Why this run cannot use vectorised rounds (None: it can)."""
+        from fedsim.engine.batchsync import batch_supported
+
+        return batch_supported(self)
 
     # -- the event log --------------------------------------------------------------------------
     def emit(self, kind: str, round: int, client: int | None = None, **fields: Any) -> None:

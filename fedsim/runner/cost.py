@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from fedsim.engine.types import PhaseCost
-from fedsim.hardware import check_memory, sample_bandwidth_factor, train_cost, transfer_cost
+from fedsim.hardware import check_memory, train_cost, transfer_cost
 from fedsim.payload import model_payload_bits
 from fedsim.runner.fleet import FleetClient
-from fedsim.seeding import rng
+from fedsim.seeding import keyed_normals
 from fedsim.spec import ModelSpec
 
 
@@ -23,8 +25,10 @@ class HardwareCost:
 
     The cost functions are pure, and clients of a fleet group share one profile object, so
     results are memoised per (profile, bits, batch, steps): a 10^5-client system-only run
-    evaluates each distinct configuration once. Link speed factors are drawn lazily, each
-    from its own (seed, client) stream, so only clients that transfer pay for the draw.
+    evaluates each distinct configuration once. Link speed factors are drawn for the whole
+    fleet at once, on first use, from counter-based streams keyed by (seed, client)
+    (:func:`fedsim.seeding.keyed_normals`): the per-client engine and the vectorised one
+    read the very same array.
     """
 
     def __init__(
@@ -43,24 +47,34 @@ class HardwareCost:
         self.batch_size = batch_size
         self.seed = seed
         self.samples = dict(zip([c.client_id for c in fleet], samples, strict=True))
-        self._bw: dict[int, tuple[float, float]] = {}
+        self._factors: tuple[np.ndarray, np.ndarray] | None = None
+        self._row = {c.client_id: i for i, c in enumerate(fleet)}
+        self._dense = all(c.client_id == i for i, c in enumerate(fleet))
+        self._links: dict[str, np.ndarray] | None = None
+        self._link_of = np.zeros(0, dtype=np.int64)
         self._compute: dict[tuple[int, tuple[int, ...], int, int], PhaseCost] = {}
         self._memory: dict[tuple[int, tuple[int, ...], int], str | None] = {}
         self._payload: dict[tuple[int, ...], int] = {}
         self._avg: dict[tuple[int, ...], float] = {}
 
+    def factor_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(up, down) link speed factors of every client, in fleet order: log-normal with
+        median 1 and the link's ``spread_sigma`` (exactly 1 where the spread is 0)."""
+        if self._factors is None:
+            ids = np.fromiter(self._row, dtype=np.int64, count=len(self._row))
+            sigma = np.array([c.link.spread_sigma for c in self.fleet.values()], dtype=float)
+            up = np.exp(sigma * keyed_normals(self.seed, ("bandwidth", "up"), ids))
+            down = np.exp(sigma * keyed_normals(self.seed, ("bandwidth", "down"), ids))
+            up[sigma == 0] = 1.0
+            down[sigma == 0] = 1.0
+            self._factors = (up, down)
+        return self._factors
+
     def bandwidth_factors(self, cid: int) -> tuple[float, float]:
-        """(up, down) speed factors of a client's link (log-normal around the profile)."""
-        if cid not in self._bw:
-            link = self.fleet[cid].link
-            if link.spread_sigma == 0:
-                self._bw[cid] = (1.0, 1.0)
-            else:
-                self._bw[cid] = (
-                    sample_bandwidth_factor(link, rng(self.seed, "bandwidth", cid, "up")),
-                    sample_bandwidth_factor(link, rng(self.seed, "bandwidth", cid, "down")),
-                )
-        return self._bw[cid]
+        """(up, down) speed factors of one client's link."""
+        up, down = self.factor_arrays()
+        row = self._row[cid]
+        return float(up[row]), float(down[row])
 
     def batch_size_of(self, cid: int) -> int:
         """The batch a client trains with (its shard may be smaller than the batch)."""
@@ -89,6 +103,53 @@ class HardwareCost:
             bandwidth_factor=up if direction == "up" else down,
         )
         return PhaseCost(t.time_s, t.energy_j, payload)
+
+    def transfer_many(self, cids: np.ndarray, payload_bits: np.ndarray,
+                      direction: str) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`transfer` for many clients at once: (time_s, energy_j) arrays, computed
+        with the scalar path's operations in its order (the results agree to the bit)."""
+        if self._links is None:
+            self._link_table()
+        assert self._links is not None
+        rows = np.fromiter((self._row[c] for c in cids.tolist()), dtype=np.int64,
+                           count=len(cids)) if not self._dense else cids
+        up, down = self.factor_arrays()
+        factor = (up if direction == "up" else down)[rows]
+        p = self._links[direction][self._link_of[rows]]
+        rate, base_w, per_w, rtt, duty, promo_s, promo_w, tail_s, tail_w = p.T
+        bits = payload_bits.astype(np.float64)
+        rate_mbps = rate * factor
+        airtime = bits / (rate_mbps * 1e6)
+        time_s = promo_s + rtt + airtime / duty
+        energy_j = (promo_w * promo_s + base_w * rtt + (base_w + per_w * rate_mbps) * airtime
+                    + tail_w * tail_s)
+        none = payload_bits == 0
+        time_s[none] = 0.0
+        energy_j[none] = 0.0
+        return time_s, energy_j
+
+    def _link_table(self) -> None:
+        """Each distinct link's parameters per direction, and each client's link."""
+        index: dict[int, int] = {}
+        links = []
+        link_of = np.empty(len(self._row), dtype=np.int64)
+        for i, c in enumerate(self.fleet.values()):
+            j = index.get(id(c.link))
+            if j is None:
+                j = index[id(c.link)] = len(links)
+                links.append(c.link)
+            link_of[i] = j
+        self._link_of = link_of
+        self._links = {}
+        for direction in ("up", "down"):
+            rows = []
+            for link in links:
+                rate, base, per = ((link.up_mbps, link.tx_w, link.up_w_per_mbps)
+                                   if direction == "up" else
+                                   (link.down_mbps, link.rx_w, link.down_w_per_mbps))
+                rows.append((rate, base, per, link.rtt_s, link.duty_cycle, link.promotion_s,
+                             link.promotion_w, link.tail_s, link.tail_w))
+            self._links[direction] = np.array(rows, dtype=np.float64)
 
     def memory_problem(self, client_id: int, bits: Sequence[int]) -> str | None:
         prof = self.fleet[client_id].profile
