@@ -59,11 +59,14 @@ def _load(scenario_file: Path, overrides: tuple[str, ...], extra: list[str]) -> 
               help="No training: engine, cost model, network and selection only (10^5 clients).")
 @click.option("--report", "make_report", is_flag=True,
               help="Write the HTML/Markdown report into RUN_DIR/report/ at the end.")
+@click.option("--events", "events", type=click.Choice(["auto", "jsonl", "parquet"]),
+              default=None, help="Record layout: text files, Parquet parts, or Parquet above "
+              "~200k client-rounds (auto; the scenario's execution.events).")
 @handle_errors
 def run(scenario_file: Path | None, overrides: tuple[str, ...], resume: Path | None,
         output: Path, workers: int | None, executor: str | None, threads: int | None,
         name: str | None, seeds_text: str | None, progress: bool | None,
-        make_report: bool, system_only: bool) -> None:
+        make_report: bool, system_only: bool, events: str | None) -> None:
     """Run SCENARIO (a YAML file) and write a run folder under --output.
 
     With --resume RUN_DIR, continue an interrupted run (SCENARIO optional: the run remembers
@@ -78,6 +81,8 @@ def run(scenario_file: Path | None, overrides: tuple[str, ...], resume: Path | N
         extra.append(f"execution.threads={threads}")
     if system_only:
         extra.append("system_only.enabled=true")
+    if events is not None:
+        extra.append(f"execution.events={events}")
     from fedsim.runner.simulation import run_scenario
 
     if resume is not None:

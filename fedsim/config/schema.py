@@ -318,6 +318,9 @@ class ExecutionConfig(_Strict):
     threads: Annotated[int, Field(ge=1, le=256)] = 1
     device: Literal["cpu", "cuda"] = "cpu"
     eval_batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 1024
+    # how the run folder holds events and client records: text (events.jsonl, clients.csv,
+    # bits.csv), Parquet parts (fedsim.records.columnar), or Parquet above ~200k client-rounds
+    events: Literal["auto", "jsonl", "parquet"] = "auto"
 
 
 class SystemOnlyConfig(_Strict):

@@ -70,14 +70,38 @@ def _header(reader: Any, schema: CsvSchema, path: Path) -> list[str]:
     return header
 
 
+def _columnar_dir(path: Path) -> Path | None:
+    """The Parquet table standing in for a missing text file of a columnar run folder."""
+    from fedsim.records.columnar import TEXT_TABLES
+
+    table = TEXT_TABLES.get(path.name)
+    if table is None or path.exists():
+        return None
+    d = path.parent / table
+    return d if d.is_dir() else None
+
+
 def read_rows(path: Path, schema: CsvSchema, *, keep_rounds: set[int] | None = None,
               header_only: bool = False) -> list[Row]:
     """Typed rows of one run CSV. Columns absent from an older file are absent from its rows.
 
     ``keep_rounds`` reads only those rounds' rows (bits.csv of a long run is large: the
     round cell is compared as text before anything else is parsed); ``header_only`` checks
-    the columns and reads no row.
+    the columns and reads no row. In a columnar run folder the rows come from the table's
+    Parquet parts (``line`` then counts rows from 2, as a CSV's would).
     """
+    table_dir = _columnar_dir(path)
+    if table_dir is not None:
+        from fedsim.records.columnar import iter_table_rows
+
+        if header_only:
+            return []
+        names = schema.names
+        rows = []
+        for i, values in enumerate(iter_table_rows(path.parent, table_dir.name, names), 2):
+            if keep_rounds is None or values[0] in keep_rounds:
+                rows.append(Row(i, dict(zip(names, values, strict=True))))
+        return rows
     try:
         with open(path, encoding="utf-8", newline="") as f:
             reader = csv.reader(f)
@@ -131,7 +155,16 @@ class Table:
 
 def read_table(path: Path, schema: CsvSchema, *, keep_rounds: set[int] | None = None,
                header_only: bool = False) -> Table:
-    """The columns of one run CSV as arrays, parsed by :func:`read_rows`."""
+    """The columns of one run CSV as arrays, parsed by :func:`read_rows` (or read straight
+    from the Parquet parts of a columnar run: text columns share one object per value)."""
+    table_dir = _columnar_dir(path)
+    if table_dir is not None:
+        from fedsim.records.columnar import read_columns
+
+        cols = read_columns(path.parent, table_dir.name, schema, keep_rounds=keep_rounds,
+                            header_only=header_only)
+        n = len(next(iter(cols.values()))) if cols else 0
+        return Table(cols, n)
     rows = read_rows(path, schema, keep_rounds=keep_rounds, header_only=header_only)
     present = [c for c in schema.columns if not rows or c.name in rows[0].values]
     if header_only or not rows:
@@ -151,7 +184,15 @@ def read_table(path: Path, schema: CsvSchema, *, keep_rounds: set[int] | None = 
 def iter_events(path: Path, rounds: set[int] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line, event)`` of events.jsonl in file order, each checked for ``t``, ``round``,
     ``kind`` (and an integer ``client`` when present). With ``rounds``, lines of other rounds
-    are skipped before they are parsed (a long run's log is large)."""
+    are skipped before they are parsed (a long run's log is large). A columnar run's
+    events come from its Parquet parts (``line`` is then the row number)."""
+    table_dir = _columnar_dir(path)
+    if table_dir is not None:
+        from fedsim.records.columnar import iter_event_dicts
+
+        for row, ev in iter_event_dicts(path.parent, rounds):
+            yield row, ev
+        return
     try:
         f = open(path, encoding="utf-8")  # noqa: SIM115
     except OSError as exc:
@@ -229,7 +270,12 @@ def read_round_records(path: Path) -> list[Any]:
 
 # -- run folders --------------------------------------------------------------------------
 def run_files_present(path: Path) -> list[str]:
-    return [name for name in RUN_FILES if (path / name).is_file()]
+    """The run files a folder has (a columnar folder's Parquet tables count for their text
+    files)."""
+    from fedsim.records.columnar import TEXT_TABLES
+
+    return [name for name in RUN_FILES if (path / name).is_file()
+            or (name in TEXT_TABLES and (path / TEXT_TABLES[name]).is_dir())]
 
 
 def child_runs(path: Path) -> list[Path]:

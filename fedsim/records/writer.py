@@ -16,8 +16,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from fedsim.engine.columns import ClientBatch, EventBatch
 from fedsim.engine.records import ClientRoundRecord, RoundRecord
-from fedsim.records.schema import BITS, CLIENTS, RECORD_FILES, ROUNDS, fmt
+from fedsim.records.columnar import ColumnarSink
+from fedsim.records.schema import BITS, CLIENTS, RECORD_FILES, ROUNDS, STATUSES, fmt
+
+PARTS = "parts"  # checkpoint offsets: Parquet parts written (columnar layout)
 
 
 def partial_dir(output: Path, run_id: str) -> Path:
@@ -33,7 +39,7 @@ class RunFolder:
     """
 
     def __init__(self, output: Path, run_id: str,
-                 offsets: dict[str, int] | None = None) -> None:
+                 offsets: dict[str, int] | None = None, *, columnar: bool = False) -> None:
         self.output = output
         self.run_id = run_id
         self.final = output / run_id
@@ -44,16 +50,32 @@ class RunFolder:
                 shutil.rmtree(self.tmp)
             self.tmp.mkdir()
         else:
+            columnar = PARTS in offsets  # a resumed run keeps its layout
             for name in RECORD_FILES:
-                with open(self.tmp / name, "r+b") as f:
-                    f.truncate(offsets[name])
+                if name in offsets:
+                    with open(self.tmp / name, "r+b") as f:
+                        f.truncate(offsets[name])
         mode = "w" if offsets is None else "a"
-        self._events = open(self.tmp / "events.jsonl", mode, encoding="utf-8")  # noqa: SIM115
+        self.columnar = columnar
+        self._sink: ColumnarSink | None = None
+        self._parts_at = None if offsets is None else offsets.get(PARTS)
         self._rounds = self._csv("rounds.csv", ROUNDS.names, mode)
-        self._clients = self._csv("clients.csv", CLIENTS.names, mode)
-        self._bits = self._csv("bits.csv", BITS.names, mode)
+        self._files = [self._rounds]
+        if not columnar:
+            self._events = open(self.tmp / "events.jsonl", mode,  # noqa: SIM115
+                                encoding="utf-8")
+            self._clients = self._csv("clients.csv", CLIENTS.names, mode)
+            self._bits = self._csv("bits.csv", BITS.names, mode)
+            self._files = [self._events, self._rounds, self._clients, self._bits]
         self.layer_params: list[tuple[str, int]] = []
         self.status_counts: dict[str, int] = {}
+
+    @property
+    def sink(self) -> ColumnarSink:
+        """The columnar writer (made once the layer table is known)."""
+        if self._sink is None:
+            self._sink = ColumnarSink(self.tmp, self.layer_params, self._parts_at)
+        return self._sink
 
     def _csv(self, name: str, header: list[str], mode: str) -> io.TextIOWrapper:
         f = open(self.tmp / name, mode, encoding="utf-8", newline="")  # noqa: SIM115
@@ -64,11 +86,12 @@ class RunFolder:
     def sync(self) -> dict[str, int]:
         """Flush and fsync the record files; their byte lengths (checkpoint offsets)."""
         out = {}
-        for name, f in zip(RECORD_FILES, (self._events, self._rounds, self._clients,
-                                          self._bits), strict=True):
+        for f in self._files:
             f.flush()
             os.fsync(f.fileno())
-            out[name] = f.tell()
+            out[Path(f.name).name] = f.tell()
+        if self.columnar:
+            out[PARTS] = self.sink.n
         return out
 
     @property
@@ -77,10 +100,36 @@ class RunFolder:
 
     # -- observer interface ------------------------------------------------------------------
     def on_event(self, event: dict[str, Any]) -> None:
+        if self.columnar:
+            self.sink.on_event(event)
+            return
         self._events.write(json.dumps(event, separators=(",", ":"), sort_keys=False) + "\n")
+
+    def on_events(self, batch: EventBatch) -> None:
+        """Many events at once (the vectorised engine)."""
+        if self.columnar:
+            self.sink.on_events(batch)
+            return
+        for event in batch.dicts():
+            self.on_event(event)
+
+    def on_clients(self, batch: ClientBatch) -> None:
+        """Many client records at once (the vectorised engine)."""
+        if not self.columnar:
+            for rec in batch.records():
+                self.on_client(rec)
+            return
+        counts = np.bincount(batch.status_codes, minlength=len(STATUSES))
+        for name, n in zip(STATUSES, counts.tolist(), strict=True):
+            if n:
+                self.status_counts[name] = self.status_counts.get(name, 0) + n
+        self.sink.on_clients(batch)
 
     def on_client(self, rec: ClientRoundRecord) -> None:
         self.status_counts[rec.status] = self.status_counts.get(rec.status, 0) + 1
+        if self.columnar:
+            self.sink.on_client(rec)
+            return
         row = [fmt(getattr(rec, c)) for c in CLIENTS.names]
         csv.writer(self._clients, lineterminator="\n").writerow(row)
         w = csv.writer(self._bits, lineterminator="\n")
@@ -92,7 +141,9 @@ class RunFolder:
     def on_round(self, rec: RoundRecord) -> None:
         row = [fmt(getattr(rec, c)) for c in ROUNDS.names]
         csv.writer(self._rounds, lineterminator="\n").writerow(row)
-        for f in (self._events, self._rounds, self._clients, self._bits):
+        if self.columnar:
+            self.sink.flush()
+        for f in self._files:
             f.flush()
 
     # -- files ------------------------------------------------------------------------------
@@ -102,8 +153,10 @@ class RunFolder:
     def write_json(self, name: str, data: Any) -> None:
         self.write_text(name, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
-    def close_files(self) -> None:
-        for f in (self._events, self._rounds, self._clients, self._bits):
+    def close_files(self, *, finished: bool = False) -> None:
+        if finished and self.columnar:
+            self.sink.flush()  # events after the last round (a stop)
+        for f in self._files:
             if not f.closed:
                 f.flush()
                 os.fsync(f.fileno())
@@ -111,7 +164,7 @@ class RunFolder:
 
     def commit(self) -> Path:
         """Publish the run: rename the temporary folder to its final name."""
-        self.close_files()
+        self.close_files(finished=True)
         os.replace(self.tmp, self.final)
         return self.final
 

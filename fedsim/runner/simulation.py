@@ -104,6 +104,8 @@ class RunRecorder:
         self._engine: Any = None
         self.on_event = folder.on_event
         self.on_client = folder.on_client
+        self.on_events = folder.on_events
+        self.on_clients = folder.on_clients
 
     def watch(self, engine: Any) -> None:
         self._engine = engine
@@ -142,7 +144,7 @@ def _open_folder(parts: RunParts, output: Path, run_name: str | None,
         output.mkdir(parents=True, exist_ok=True)
         method = sc.algorithm.name.rsplit(":", 1)[-1]  # a plug-in's class, not its path
         run_id = unique_run_id(output, run_name or f"{sc.name}-{method}-s{sc.seed}")
-        folder = RunFolder(output, run_id)
+        folder = RunFolder(output, run_id, columnar=columnar_records(sc))
         ckpt = None
     else:
         ckpt = load_checkpoint(resume_dir)
@@ -154,6 +156,20 @@ def _open_folder(parts: RunParts, output: Path, run_name: str | None,
                            offsets=ckpt["offsets"] if ckpt else None)
     folder.layer_params = [(lay.name, lay.params) for lay in parts.spec.quantized_layers]
     return folder, ckpt
+
+
+def columnar_records(sc: Any) -> bool:
+    """Parquet records when asked for, or under ``auto`` when the run may record more
+    client-rounds than text files handle well (``AUTO_CLIENT_ROUNDS``)."""
+    from fedsim.records.columnar import AUTO_CLIENT_ROUNDS
+
+    choice = sc.execution.events
+    if choice != "auto":
+        return choice == "parquet"
+    per_round = sc.clients_per_round()
+    if sc.mode == "async":
+        per_round = max(sc.fedbuff.buffer_k, sc.fedbuff.concurrency)
+    return sc.rounds * per_round > AUTO_CLIENT_ROUNDS
 
 
 def _write_inputs(folder: RunFolder, parts: RunParts, overrides: Sequence[str]) -> None:

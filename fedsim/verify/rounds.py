@@ -17,12 +17,15 @@ from fedsim.verify.report import ABS_TOL_J, ABS_TOL_S, Checker, close, ids, numb
 
 
 def check_rounds(ck: Checker, rounds: list[Row], clients: list[Row],
-                 round_events: dict[int, Events], is_async: bool) -> None:
-    """Every rounds.csv row, then rounds that clients.csv or events.jsonl has and it lacks."""
+                 round_events: dict[int, Events], is_async: bool, *,
+                 prev: Row | None = None,
+                 prev_end: float | None = None) -> tuple[Row | None, float | None]:
+    """Every rounds.csv row, then rounds that clients.csv or events.jsonl has and it lacks.
+
+    ``prev`` / ``prev_end`` carry the round before ``rounds`` (a columnar run is checked
+    part by part); the last round's row and end time are returned for the next call."""
     groups = group_rows(ck, rounds, clients, is_async)
     seen_rounds: set[int] = set()
-    prev: Row | None = None
-    prev_end: float | None = None
     for row, rows in zip(rounds, groups, strict=True):
         r = row["round"]
         if not ck.check(r not in seen_rounds, f"round {r}: two rows in rounds.csv", r):
@@ -38,6 +41,7 @@ def check_rounds(ck: Checker, rounds: list[Row], clients: list[Row],
     for r in sorted(set(round_events) - seen_rounds):
         ck.check(False, f"round {r}: events.jsonl has "
                  f"{', '.join(sorted(round_events[r]))} event(s) but rounds.csv has no row", r)
+    return prev, prev_end
 
 
 def group_rows(ck: Checker, rounds: list[Row], clients: list[Row],

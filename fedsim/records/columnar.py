@@ -1,0 +1,362 @@
+"""The columnar run folder: events, client records and bits as Parquet, one part per round.
+
+Why: at population scale the text files cost more than the simulation (10^7 client-rounds
+are ~7 GB of JSON lines and CSV, and formatting them takes minutes). With
+``execution.events: parquet`` (or ``auto`` above :data:`AUTO_CLIENT_ROUNDS`) the run
+folder holds ``events/``, ``clients/`` and ``bits/`` directories instead of
+``events.jsonl``, ``clients.csv`` and ``bits.csv``: the same fields (the schema's columns;
+the events' keys), zstd-compressed, one file per round (``part-000000.parquet``, ...), so a
+reader can go through a run part by part in bounded memory and a resumed run drops the
+parts written after its checkpoint. ``fedsim export RUN`` turns them back into the text
+files, byte for byte what a text run writes.
+
+``rounds.csv`` stays text in both layouts (one row per round).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fedsim.engine.columns import KIND_FIELDS, ClientBatch, EventBatch
+from fedsim.engine.records import ClientRoundRecord
+from fedsim.records.schema import BITS, CLIENTS
+
+#: ``auto`` writes Parquet when the run may record more client-rounds than this.
+AUTO_CLIENT_ROUNDS = 200_000
+TABLES = ("events", "clients", "bits")
+#: the text file each table stands for
+TEXT_TABLES = {"events.jsonl": "events", "clients.csv": "clients", "bits.csv": "bits"}
+_PART = "part-{:06d}.parquet"
+_KINDS_KEY = b"fedsim.kinds"  # per event kind, its keys in emission order (for export)
+
+
+def _pa() -> Any:
+    """pyarrow, imported only when a columnar folder is written or read."""
+    import pyarrow as pa
+    import pyarrow.compute
+    import pyarrow.parquet
+
+    return pa
+
+
+def parts(folder: Path, table: str) -> list[Path]:
+    """The part files of one table, in write order."""
+    d = folder / table
+    return sorted(d.glob("part-*.parquet")) if d.is_dir() else []
+
+
+def is_columnar(folder: Path) -> bool:
+    return (folder / "events").is_dir() and not (folder / "events.jsonl").exists()
+
+
+class ColumnarSink:
+    """Buffers one round's events and records, and writes them as one part per table."""
+
+    def __init__(self, folder: Path, layer_params: list[tuple[str, int]],
+                 parts_written: int | None = None) -> None:
+        self.folder = folder
+        self.layer_params = layer_params
+        for table in TABLES:
+            (folder / table).mkdir(exist_ok=True)
+        self.n = 0
+        if parts_written is not None:  # resume: drop parts written after the checkpoint
+            self.n = parts_written
+            for table in TABLES:
+                for p in parts(folder, table)[parts_written:]:
+                    p.unlink()
+        self._events: list[Any] = []  # dicts and EventBatches, in emission order
+        self._clients: list[Any] = []  # ClientRoundRecords and ClientBatches
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        self._events.append(event)
+
+    def on_events(self, batch: EventBatch) -> None:
+        self._events.append(batch)
+
+    def on_client(self, rec: ClientRoundRecord) -> None:
+        self._clients.append(rec)
+
+    def on_clients(self, batch: ClientBatch) -> None:
+        self._clients.append(batch)
+
+    def flush(self) -> int:
+        """Write what was buffered as the next part of each table; the parts written."""
+        if not self._events and not self._clients:
+            return self.n
+        pa = _pa()
+        events, kinds = _event_table(pa, self._events)
+        meta = {_KINDS_KEY: json.dumps(kinds).encode()}
+        self._write(pa, "events", events.replace_schema_metadata(meta))
+        clients, bits = _client_tables(pa, self._clients, self.layer_params)
+        self._write(pa, "clients", clients)
+        self._write(pa, "bits", bits)
+        self._events, self._clients = [], []
+        self.n += 1
+        return self.n
+
+    def _write(self, pa: Any, table: str, data: Any) -> None:
+        import os
+
+        path = self.folder / table / _PART.format(self.n)
+        tmp = path.with_suffix(".tmp")
+        pa.parquet.write_table(data, tmp, compression="zstd", use_dictionary=True,
+                               write_statistics=False)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+
+# -- building tables --------------------------------------------------------------------------
+def _event_table(pa: Any, items: list[Any]) -> tuple[Any, dict[str, list[str]]]:
+    kinds: dict[str, list[str]] = {}
+    tables = []
+    dicts: list[dict[str, Any]] = []
+
+    def flush_dicts() -> None:
+        if dicts:
+            tables.append(_dict_events(pa, dicts, kinds))
+            dicts.clear()
+
+    for item in items:
+        if isinstance(item, EventBatch):
+            flush_dicts()
+            for name in item.kinds:
+                kinds.setdefault(name, ["client", *KIND_FIELDS[name]])
+            tables.append(_batch_events(pa, item))
+        else:
+            dicts.append(item)
+    flush_dicts()
+    if not tables:
+        return pa.table({"t": pa.array([], pa.float64()), "round": pa.array([], pa.int64()),
+                         "kind": pa.array([], pa.string())}), kinds
+    return pa.concat_tables(tables, promote_options="permissive"), kinds
+
+
+def _dict_events(pa: Any, dicts: list[dict[str, Any]], kinds: dict[str, list[str]]) -> Any:
+    names: dict[str, None] = {}
+    for ev in dicts:
+        keys = [k for k in ev if k not in ("t", "round", "kind")]
+        kinds.setdefault(ev["kind"], keys)
+        names.update(dict.fromkeys(keys))
+    cols = {"t": pa.array([ev["t"] for ev in dicts], pa.float64()),
+            "round": pa.array([ev["round"] for ev in dicts], pa.int64()),
+            "kind": pa.array([ev["kind"] for ev in dicts], pa.string())}
+    for name in names:
+        cols[name] = pa.array([ev.get(name) for ev in dicts])
+    return pa.table(cols)
+
+
+def _batch_events(pa: Any, b: EventBatch) -> Any:
+    cols = {"t": pa.array(b.t, pa.float64()),
+            "round": pa.array(np.full(len(b), b.round, dtype=np.int64)),
+            "kind": pa.DictionaryArray.from_arrays(pa.array(b.kind.astype(np.int32)),
+                                                   pa.array(list(b.kinds))).cast(pa.string()),
+            "client": pa.array(b.client.astype(np.int64))}
+    used = {f for k in set(b.kind.tolist()) for f in KIND_FIELDS[b.kinds[k]]}
+    for name, col in b.fields.items():
+        if name in used:
+            cols[name] = pa.array(col.tolist() if col.dtype == object else col)
+    return pa.table(cols)
+
+
+_PA_TYPES = {int: "int64", float: "float64", str: "string"}
+
+
+def _client_tables(pa: Any, items: list[Any], layers: list[tuple[str, int]]) -> tuple[Any, Any]:
+    cols: dict[str, list[Any]] = {c: [] for c in CLIENTS.names}
+    bits: dict[str, list[Any]] = {c: [] for c in BITS.names}
+    for item in items:
+        batch = item if isinstance(item, ClientBatch) else None
+        if batch is None:  # a single record (per-client engine): a one-row batch
+            batch = _one_row(item)
+        for c in CLIENTS.names:
+            v = batch.columns[c]
+            cols[c].append(np.where(np.isnan(v), None, v).astype(object)
+                           if c == "battery_j" else v)
+        _bit_rows(batch, layers, bits)
+    schema = pa.schema([(c.name, getattr(pa, _PA_TYPES[c.type])()) for c in CLIENTS.columns])
+    clients = pa.table({c: pa.array(np.concatenate(v) if v else [],
+                                    type=schema.field(c).type) for c, v in cols.items()},
+                       schema=schema)
+    bschema = pa.schema([(c.name, getattr(pa, _PA_TYPES[c.type])()) for c in BITS.columns])
+    return clients, pa.table({c: pa.array(_cat(v), type=bschema.field(c).type)
+                              for c, v in bits.items()}, schema=bschema)
+
+
+def _cat(chunks: list[np.ndarray]) -> Any:
+    if not chunks:
+        return []
+    out = np.concatenate(chunks)
+    if out.dtype.kind in "iu" and (out < 0).any():  # -1: not sent / not received
+        return np.where(out < 0, None, out).astype(object)
+    return out
+
+
+def _bit_rows(batch: ClientBatch, layers: list[tuple[str, int]],
+              out: dict[str, list[Any]]) -> None:
+    """bits.csv's rows of a batch: one per client and layer."""
+    m, n_layers = len(batch), len(layers)
+    if not m or not n_layers:
+        return
+    table = np.full((len(batch.bit_vectors) + 1, n_layers), -1, dtype=np.int64)
+    for i, vec in enumerate(batch.bit_vectors):
+        k = min(len(vec), n_layers)
+        table[i, :k] = vec[:k]
+    out["round"].append(np.repeat(batch.columns["round"], n_layers))
+    out["client_id"].append(np.repeat(batch.columns["client_id"], n_layers))
+    out["layer"].append(np.tile(np.array([n for n, _ in layers], dtype=object), m))
+    out["params"].append(np.tile(np.array([p for _, p in layers], dtype=np.int64), m))
+    out["bits_down"].append(table[batch.bits_down].ravel())
+    out["bits_up"].append(table[batch.bits_up].ravel())
+
+
+def _one_row(rec: ClientRoundRecord) -> ClientBatch:
+    cols: dict[str, np.ndarray] = {}
+    for c in CLIENTS.columns:
+        v = getattr(rec, c.name)
+        if c.name == "battery_j":
+            cols[c.name] = np.array([np.nan if v is None else v], dtype=np.float64)
+        else:
+            cols[c.name] = np.array([v], dtype=object if c.type is str else c.type)
+    vectors = [tuple(rec.bits_down), tuple(rec.bits_up)]
+    return ClientBatch(cols, vectors, np.array([0 if rec.bits_down else -1]),
+                       np.array([1 if rec.bits_up else -1]), np.zeros(1, dtype=np.int64))
+
+
+# -- reading and export -----------------------------------------------------------------------
+def read_part(path: Path, columns: list[str] | None = None) -> Any:
+    return _pa().parquet.read_table(path, columns=columns)
+
+
+def iter_event_dicts(folder: Path, rounds: set[int] | None = None
+                     ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(row, event)`` of every part, as the dicts events.jsonl holds (same keys, order);
+    with ``rounds``, only those rounds' events (rows still count every event)."""
+    row = 0
+    for path in parts(folder, "events"):
+        if rounds is not None:
+            seen = set(read_part(path, ["round"]).column("round").to_pylist())
+            if not seen & rounds:
+                row += _num_rows(path)
+                continue
+        for ev in _part_events(path):
+            row += 1
+            if rounds is None or ev["round"] in rounds:
+                yield row, ev
+
+
+def _num_rows(path: Path) -> int:
+    return int(_pa().parquet.ParquetFile(path).metadata.num_rows)
+
+
+def read_columns(folder: Path, table: str, schema: Any, *,
+                 keep_rounds: set[int] | None = None,
+                 header_only: bool = False) -> dict[str, np.ndarray]:
+    """A table's columns as arrays: numbers as floats (null = NaN), text as objects (each
+    distinct value one shared string, so 10^7 rows of a device name cost pointers only)."""
+    pa = _pa()
+    chunks: dict[str, list[np.ndarray]] = {c.name: [] for c in schema.columns}
+    for path in ([] if header_only else parts(folder, table)):
+        t = read_part(path)
+        if keep_rounds is not None:
+            t = t.filter(pa.compute.is_in(t.column("round"), value_set=pa.array(
+                sorted(keep_rounds), pa.int64())))
+        for c in schema.columns:
+            if c.name not in t.column_names:
+                continue
+            col = t.column(c.name).combine_chunks()
+            if c.type is str:
+                enc = col.dictionary_encode()
+                values = np.array(enc.dictionary.to_pylist(), dtype=object)
+                codes = enc.indices.to_numpy(zero_copy_only=False)
+                chunks[c.name].append(values[codes] if len(values) else
+                                      np.array([], dtype=object))
+            else:
+                chunks[c.name].append(col.cast(pa.float64()).fill_null(np.nan).to_numpy())
+    out = {}
+    for c in schema.columns:
+        parts_ = chunks[c.name]
+        out[c.name] = (np.concatenate(parts_) if parts_ else
+                       np.array([], dtype=object if c.type is str else float))
+    return out
+
+
+def iter_table_rows(folder: Path, table: str, names: list[str]) -> Iterator[list[Any]]:
+    """The rows of ``clients`` or ``bits``, part by part, as lists in ``names`` order."""
+    for path in parts(folder, table):
+        t = read_part(path)
+        cols = [t.column(n).to_pylist() if n in t.column_names else [None] * t.num_rows
+                for n in names]
+        yield from (list(r) for r in zip(*cols, strict=True))
+
+
+def iter_part_rows(folder: Path, clients_schema: Any, bits_schema: Any) -> Iterator[tuple]:
+    """Per part: its events ``(row, dict)``, and its clients and bits rows (typed ``Row``s
+    numbered across the run, as a CSV's lines would be)."""
+    from fedsim.records.reader import Row
+
+    n_events = 0
+    lines = {"clients": 2, "bits": 2}
+    for i, path in enumerate(parts(folder, "events")):
+        events = []
+        for ev in _part_events(path):
+            n_events += 1
+            events.append((n_events, ev))
+        tables = []
+        for table, schema in (("clients", clients_schema), ("bits", bits_schema)):
+            part = folder / table / _PART.format(i)
+            rows = []
+            if part.exists():
+                t = read_part(part)
+                cols = [t.column(n).to_pylist() if n in t.column_names else
+                        [None] * t.num_rows for n in schema.names]
+                for values in zip(*cols, strict=True):
+                    rows.append(Row(lines[table], dict(zip(schema.names, values,
+                                                           strict=True))))
+                    lines[table] += 1
+            tables.append(rows)
+        yield events, tables[0], tables[1]
+
+
+def _part_events(path: Path) -> Iterator[dict[str, Any]]:
+    table = read_part(path)
+    kinds = json.loads((table.schema.metadata or {}).get(_KINDS_KEY, b"{}"))
+    cols = {name: table.column(name).to_pylist() for name in table.column_names}
+    client = cols.get("client")
+    for i in range(table.num_rows):
+        kind = cols["kind"][i]
+        ev: dict[str, Any] = {"t": cols["t"][i], "round": cols["round"][i], "kind": kind}
+        for key in kinds.get(kind, []):
+            if key == "client":
+                if client is not None and client[i] is not None:
+                    ev["client"] = client[i]
+            else:
+                ev[key] = cols[key][i] if key in cols else None
+        yield ev
+
+
+def export_text(folder: Path, out: Path) -> list[Path]:
+    """Write events.jsonl, clients.csv and bits.csv of a columnar run into ``out``."""
+    import csv
+
+    from fedsim.records.schema import fmt
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "events.jsonl", "w", encoding="utf-8") as f:
+        for _, ev in iter_event_dicts(folder):
+            f.write(json.dumps(ev, separators=(",", ":")) + "\n")
+    written = [out / "events.jsonl"]
+    for table, schema in (("clients", CLIENTS), ("bits", BITS)):
+        path = out / schema.file
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(schema.names)
+            for row in iter_table_rows(folder, table, schema.names):
+                w.writerow([fmt(v) for v in row])
+        written.append(path)
+    return written
