@@ -30,11 +30,6 @@ _FAILURE, _OFFLINE, _BATTERY = 1, 2, 3
 _SELF_CAUSE = {_FAILURE: "failure", _OFFLINE: "offline", _BATTERY: "battery"}
 
 
-def _round_times(t: np.ndarray) -> np.ndarray:
-    """``engine.core.round_time`` on many values (Python's correctly rounded ``round``)."""
-    return np.array([round(x, 9) for x in t.tolist()], dtype=np.float64)
-
-
 @dataclass
 class RoundPlan:
     """The selected clients of a round, their costs (per cohort and per client) and who is
@@ -264,8 +259,8 @@ def _charge(plan: RoundPlan, a: np.ndarray, t_phase: list, stage: np.ndarray,
 _KINDS = ("downlink_end", "compute_end", "uplink_end", "straggler", "dropout", "offline",
           "battery")
 _ABORT_KIND = {"deadline": 3, "over-commit": 3, "failure": 4, "offline": 5, "battery": 6}
-_FIELDS = {"duration_s": 0.0, "payload_bits": 0, "energy_j": 0.0, "steps": 0, "phase": "",
-           "cause": ""}
+_CAUSES = ("deadline", "over-commit", "failure", "offline", "battery")
+_NUMERIC = {"duration_s": 0.0, "payload_bits": 0, "energy_j": 0.0, "steps": 0}
 
 
 @dataclass
@@ -309,17 +304,13 @@ def timeline_events(tl: Timeline, r: int) -> EventBatch:
         chain = [np.choose(st, [per_phase[k][1][j][own] for k in range(3)]) for j in range(3)]
         blocks.append(_Block(_abort_kinds(tl.cause[own]), tl.stop_t[own], chain, 1, idx[own],
                              _abort_fields(tl, own)))
-    kind, t, order_idx, fields = _merge(blocks)
     late = ~own & (stage < 3)
-    if late.any():
-        kind = np.concatenate([kind, _abort_kinds(tl.cause[late])])
-        t = np.concatenate([t, tl.stop_t[late]])
-        order_idx = np.concatenate([order_idx, idx[late]])
-        extra = _abort_fields(tl, late)
-        fields = {k: np.concatenate([v, extra.get(k, np.full(int(late.sum()), _FIELDS[k],
-                                                              dtype=v.dtype))])
-                  for k, v in fields.items()}
-    return EventBatch(r, _round_times(t), kind, _KINDS, plan.selected[a][order_idx], fields)
+    if late.any():  # after everything else: the close interrupts them in selection order
+        blocks.append(_Block(_abort_kinds(tl.cause[late]), tl.stop_t[late], [], 2, idx[late],
+                             _abort_fields(tl, late)))
+    kind, t, order_idx, fields = _merge(blocks)
+    return EventBatch(r, t, kind, _KINDS, plan.selected[a][order_idx], fields,
+                      codes={"phase": PHASES, "cause": _CAUSES})
 
 
 def _abort_kinds(causes: np.ndarray) -> np.ndarray:
@@ -327,42 +318,72 @@ def _abort_kinds(causes: np.ndarray) -> np.ndarray:
 
 
 def _abort_fields(tl: Timeline, m: np.ndarray) -> dict[str, np.ndarray]:
-    phase = np.array(PHASES, dtype=object)[np.minimum(tl.stage[m], 2)]
     d, c, u = (x[m] for x in tl.spent)
-    return {"phase": phase, "cause": tl.cause[m], "energy_j": ((d + c) + u) + 0.0}
+    cause = np.array([_CAUSES.index(c) for c in tl.cause[m].tolist()], dtype=np.int64)
+    return {"phase": np.minimum(tl.stage[m], 2).astype(np.int64), "cause": cause,
+            "energy_j": ((d + c) + u) + 0.0}
+
+
+def _processing_order(blocks: list[_Block], t: np.ndarray) -> np.ndarray:
+    """Sort by time; only events at the same instant need the full key (scheduling chain,
+    then phase ends before own interrupts, then selection order). The close's interrupts
+    (``sub`` 2) come after every other event, in selection order."""
+    sub = np.concatenate([np.full(len(b.t), b.sub) for b in blocks])
+    idx = np.concatenate([b.idx for b in blocks])
+    body = np.flatnonzero(sub < 2)
+    order = body[np.argsort(t[body], kind="stable")]
+    ts = t[order]
+    tied = np.zeros(len(order), dtype=bool)
+    same = ts[1:] == ts[:-1]
+    tied[1:] |= same
+    tied[:-1] |= same
+    if tied.any():
+        chain = [np.concatenate([b.chain[j] if j < len(b.chain) else
+                                 np.full(len(b.t), -math.inf) for b in blocks])
+                 for j in range(3)]
+        sel = order[tied]
+        keys = (idx[sel], sub[sel], chain[2][sel], chain[1][sel], chain[0][sel], t[sel])
+        order[tied] = sel[np.lexsort(keys)]
+    late = np.flatnonzero(sub == 2)
+    return np.concatenate([order, late[np.argsort(idx[late], kind="stable")]])
 
 
 def _merge(blocks: list[_Block]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                           dict[str, np.ndarray]]:
-    """Sort the phase-end and own-interrupt events together by SimPy's processing order."""
+    """All blocks' events, in processing order, with every field as one column."""
     t = np.concatenate([b.t for b in blocks])
-    chain = [np.concatenate([b.chain[j] for b in blocks]) for j in range(3)]
-    idx = np.concatenate([b.idx for b in blocks])
-    sub = np.concatenate([np.full(len(b.t), b.sub) for b in blocks])
-    order = np.lexsort((idx, sub, chain[2], chain[1], chain[0], t))
+    order = _processing_order(blocks, t)
     fields = {}
-    for name, fill in _FIELDS.items():
-        parts = [b.fields.get(name) for b in blocks]
-        dtype = object if isinstance(fill, str) else type(fill)
-        col = np.concatenate([p if p is not None else np.full(len(b.t), fill, dtype=dtype)
-                              for p, b in zip(parts, blocks, strict=True)])
+    for name, fill in {**_NUMERIC, "phase": -1, "cause": -1}.items():
+        col = np.concatenate([b.fields[name] if name in b.fields else
+                              np.full(len(b.t), fill) for b in blocks])
         fields[name] = col[order]
     kind = np.concatenate([b.kind for b in blocks]).astype(np.int64)[order]
+    idx = np.concatenate([b.idx for b in blocks])
     return kind, t[order], idx[order], fields
 
 
+_STATUS_OF_CAUSE = {"": "ok", "deadline": "straggler", "over-commit": "straggler",
+                    "failure": "dropout", "offline": "offline", "battery": "battery"}
+
+
 def client_batch(tl: Timeline, pop: Population, r: int) -> ClientBatch:
-    """Every selected client's record (admitted or not), in selection order."""
+    """Every selected client's record (admitted or not), in selection order. Text columns
+    are int codes (device, class and group per cohort; status; reason)."""
     plan = tl.plan
     m, a, inv = len(plan.selected), tl.a, plan.inv
     labels = list(zip(*plan.labels_u, strict=True)) if plan.labels_u else [()] * 5
-    status = np.where(plan.infeasible, "infeasible", "battery").astype(object)
-    cause_status = {"": "ok", "deadline": "straggler", "over-commit": "straggler",
-                    **_SELF_STATUS_BY_CAUSE}
-    status[a] = [cause_status[c] for c in tl.cause.tolist()]
-    reason = plan.reason.copy()
-    reason[a] = tl.cause
-    zeros = np.zeros(m)
+    status = np.where(plan.infeasible, _CODE["infeasible"], _CODE["battery"])
+    status[a] = [_CODE[_STATUS_OF_CAUSE[c]] for c in tl.cause.tolist()]
+    reasons: dict[str, int] = {}
+    reason = np.empty(m, dtype=np.int64)
+    texts = plan.reason.copy()
+    texts[a] = tl.cause
+    for i, text in enumerate(texts.tolist()):
+        code = reasons.get(text)
+        if code is None:
+            code = reasons[text] = len(reasons)
+        reason[i] = code
 
     def admitted(values: np.ndarray, fill: float = 0.0) -> np.ndarray:
         out = np.full(m, fill, dtype=values.dtype)
@@ -373,9 +394,7 @@ def client_batch(tl: Timeline, pop: Population, r: int) -> ClientBatch:
     up = tl.stage >= 2
     cols = {
         "round": np.full(m, r, dtype=np.int64), "client_id": plan.selected,
-        "device": np.array(labels[0], dtype=object)[inv],
-        "device_class": np.array(labels[1], dtype=object)[inv],
-        "group": np.array(labels[2], dtype=object)[inv],
+        "device": inv, "device_class": inv, "group": inv,
         "budget_bits": np.array(labels[3], dtype=np.float64)[inv],
         "avg_bits": plan.avg_u[inv], "samples": np.array(labels[4], dtype=np.int64)[inv],
         "compute_s": admitted(tl.compute_s), "comm_s": admitted(tl.comm_s),
@@ -389,11 +408,8 @@ def client_batch(tl: Timeline, pop: Population, r: int) -> ClientBatch:
         "battery_j": np.where(pop.has_battery[plan.rows], pop.level[plan.rows], math.nan),
         "staleness": np.zeros(m, dtype=np.int64),
     }
-    del zeros
     bits_up = np.full(m, -1, dtype=np.int64)
     bits_up[a[up]] = inv[a[up]]
-    codes = np.array([_CODE[s] for s in status.tolist()], dtype=np.int64)
-    return ClientBatch(cols, plan.vectors, inv.astype(np.int64), bits_up, codes)
-
-
-_SELF_STATUS_BY_CAUSE = {"failure": "dropout", "offline": "offline", "battery": "battery"}
+    codes = {"device": tuple(labels[0]), "device_class": tuple(labels[1]),
+             "group": tuple(labels[2]), "status": STATUSES, "reason": tuple(reasons)}
+    return ClientBatch(cols, plan.vectors, inv.astype(np.int64), bits_up, status, codes)

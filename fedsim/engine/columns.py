@@ -39,19 +39,30 @@ class EventBatch:
     column holds a value on the rows whose kind has that field (``KIND_FIELDS``)."""
 
     round: int
-    t: np.ndarray  # already rounded to the nanosecond (engine.core.round_time)
+    t: np.ndarray  # full precision: text writers round it (engine.core.round_time)
     kind: np.ndarray  # int codes into ``kinds``
     kinds: tuple[str, ...]
     client: np.ndarray
     fields: dict[str, np.ndarray] = field(default_factory=dict)
+    #: text fields stored as int codes into these values (-1: none)
+    codes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def decoded(self, name: str) -> list[Any]:
+        """A field's values (text fields decoded)."""
+        col = self.fields[name]
+        if name not in self.codes:
+            return col.tolist()
+        values = self.codes[name]
+        return [values[c] if c >= 0 else None for c in col.tolist()]
 
     def __len__(self) -> int:
         return int(self.t.shape[0])
 
     def dicts(self) -> Iterator[dict[str, Any]]:
         """The events as the per-client engine's dicts (same keys, same order, same types)."""
-        cols = {name: col.tolist() for name, col in self.fields.items()}
-        t, kind, client = self.t.tolist(), self.kind.tolist(), self.client.tolist()
+        cols = {name: self.decoded(name) for name in self.fields}
+        t = [round(x, 9) for x in self.t.tolist()]  # as engine.core.round_time
+        kind, client = self.kind.tolist(), self.client.tolist()
         for i in range(len(t)):
             name = self.kinds[kind[i]]
             event: dict[str, Any] = {"t": t[i], "round": self.round, "kind": name,
@@ -78,11 +89,18 @@ class ClientBatch:
     def __len__(self) -> int:
         return int(self.bits_down.shape[0])
 
+    #: text columns stored as int codes into these values
+    codes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
     def column(self, name: str) -> list[Any]:
-        return self.columns[name].tolist()
+        col = self.columns[name]
+        if name in self.codes:
+            values = self.codes[name]
+            return [values[c] for c in col.tolist()]
+        return col.tolist()
 
     def records(self) -> Iterator[ClientRoundRecord]:
-        cols = {k: v.tolist() for k, v in self.columns.items()}
+        cols = {k: self.column(k) for k in self.columns}
         down, up = self.bits_down.tolist(), self.bits_up.tolist()
         battery = cols.pop("battery_j", None)
         finished = cols.pop("finished_s", None)

@@ -135,8 +135,11 @@ def load_run_data(loaded: LoadedScenario) -> RunData:
     if sc.system_only.enabled:
         channels, image_size, num_classes = dataset_info(sc.data.dataset, options,
                                                          root=sc.data.root, seed=sc.seed)
-        parts = [np.zeros(sc.system_only.samples_per_client, dtype=np.int64)
-                 for _ in range(sc.n_clients)]
+        # one shared shard of sample indices: only its length matters (10^6 clients
+        # would otherwise hold 4 GB of zeros)
+        shard = np.zeros(sc.system_only.samples_per_client, dtype=np.int64)
+        shard.flags.writeable = False
+        parts = [shard] * sc.n_clients
         return RunData(parts, None, None, None, channels, image_size, num_classes, options)
     try:
         train, test = load_dataset(sc.data.dataset, root=sc.data.root, seed=sc.seed,
