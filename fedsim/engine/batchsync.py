@@ -76,6 +76,7 @@ class BatchSyncServer:
         self.pop = Population(eng.clients, eng.client_ids, eng.dynamics)
         self.cursor = OnlineCursor(eng.availability, self.pop.ids)
         self.battery_waiting = False
+        self._cands: tuple[float, np.ndarray, np.ndarray] | None = None
 
     def run(self) -> Generator[simpy.Event, Any, None]:
         eng = self.eng
@@ -101,10 +102,17 @@ class BatchSyncServer:
 
     # -- selection --------------------------------------------------------------------------
     def _candidates(self) -> tuple[np.ndarray, np.ndarray]:
-        """Ids of the clients online with energy above their floor; every window's end."""
-        online, ends = self.cursor.windows_at(self.eng.env.now)
-        ok = online & (self.pop.spendable() > 0)
-        return self.pop.ids[ok], ends
+        """Ids of the clients online with energy above their floor; every window's end.
+        (Asked twice at the same instant before a round: computed once.)"""
+        now = self.eng.env.now
+        if self._cands is not None and self._cands[0] == now:
+            return self._cands[1], self._cands[2]
+        online, ends = self.cursor.windows_at(now)
+        if self.pop.any_battery:
+            online &= self.pop.spendable() > 0
+        cands = self.pop.ids[online]
+        self._cands = (now, cands, ends)
+        return cands, ends
 
     def _wait_for_clients(self, r: int) -> Generator[simpy.Event, Any, bool]:
         eng = self.eng
@@ -146,6 +154,7 @@ class BatchSyncServer:
         deadline_at = t0 + cfg.deadline_s if cfg.deadline_s else None
         tl = play_round(eng, self.pop, plan, ends, target, deadline_at,
                         over_commit=cfg.over_commit > 0)
+        self._cands = None  # batteries changed
         yield eng.env.timeout(_delay_to(t0, tl.t_end))
         self._publish(timeline_events(tl, r))
         self._close(r, plan, tl, t0, energy_before)

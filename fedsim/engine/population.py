@@ -53,12 +53,16 @@ class Population:
                 self.floor[i] = d.battery_floor_j
                 self.capacity[i] = d.battery_capacity_j
         self.descs = [clients[cid] for cid in self.reps]
+        self.any_battery = bool(self.has_battery.any())
 
     def rows(self, cids: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.ids, cids)
 
     def spendable(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Energy above the floor (``inf`` on mains power), as ``Batteries.spendable_j``."""
+        if not self.any_battery:
+            n = len(self.ids) if isinstance(rows, slice) else len(rows)
+            return np.full(n, math.inf)
         out = self.level[rows] - self.floor[rows]
         out[~self.has_battery[rows]] = math.inf
         return out
@@ -94,6 +98,8 @@ class OnlineCursor:
         self.ids = ids
         self.always = isinstance(model, AlwaysOn)
         self.diurnal = isinstance(model, Diurnal) and model.online_fraction < 1.0
+        self._start: np.ndarray | None = None
+        self._end = np.zeros(0)
         if self.diurnal:
             self.phase = model.phases(ids)  # type: ignore[attr-defined]
         elif not self.always:
@@ -125,19 +131,28 @@ class OnlineCursor:
         return online, self.end.copy()
 
     def _diurnal_at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Each client's current (or, when offline, next) window, kept between calls and
+        recomputed only for clients whose window has ended: rounds are seconds apart,
+        days are not."""
+        if self._start is None:
+            self._start, self._end = self._diurnal_windows(self.phase, t)
+        else:
+            stale = np.flatnonzero(self._end <= t)
+            if len(stale):
+                self._start[stale], self._end[stale] = self._diurnal_windows(
+                    self.phase[stale], t)
+        online = (self._start <= t) & (self._end > t)
+        return online, self._end
+
+    def _diurnal_windows(self, phase: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """(start, end) of the window holding ``t``, or of the next one."""
         m: Diurnal = self.model  # type: ignore[assignment]
-        k = np.floor(t / m.period_s + self.phase)
-        start, end = m.window(self.phase, k)
+        k = np.floor(t / m.period_s + phase)
+        start, end = m.window(phase, k)
         later = start > t  # rounding put us one window ahead
         if later.any():
-            s2, e2 = m.window(self.phase[later], k[later] - 1)
-            start[later], end[later] = s2, e2
-        early = (end <= t) & ~later  # or one window behind
-        if early.any():
-            s2, e2 = m.window(self.phase[early], k[early] + 1)
-            move = s2 <= t
-            idx = np.flatnonzero(early)[move]
-            start[idx], end[idx] = s2[move], e2[move]
-        start = np.maximum(0.0, start)
-        online = (start <= t) & (end > t)
-        return online, end
+            start[later], end[later] = m.window(phase[later], k[later] - 1)
+        over = end <= t  # offline: the next window
+        if over.any():
+            start[over], end[over] = m.window(phase[over], k[over] + 1)
+        return np.maximum(0.0, start), end
