@@ -25,6 +25,7 @@ def main() -> None:
 
 
 def _register() -> None:
+    from fedsim.cli.export import export
     from fedsim.cli.profiles import profiles
     from fedsim.cli.report import compare, report
     from fedsim.cli.run import partition, plan, run, validate
@@ -40,6 +41,7 @@ def _register() -> None:
     main.add_command(verify)
     main.add_command(report)
     main.add_command(compare)
+    main.add_command(export)
 
 
 _register()

@@ -76,6 +76,7 @@ def build_run(loaded: LoadedScenario) -> RunParts:
     from fedsim.models import build_model, model_spec
 
     sc = loaded.scenario
+    _refuse_if_population_too_large(loaded)
     fleet = resolve_fleet(loaded)
     data = load_run_data(loaded)
     if (sc.execution.device == "cuda" and not sc.system_only.enabled
@@ -285,6 +286,37 @@ def _refuse_if_host_too_small(loaded: LoadedScenario, spec: ModelSpec,
             "a smaller data.train_subset or a smaller batch",
             file=loaded.label, key="execution.workers",
         )
+
+
+#: Host bytes per client of a system-only run (fleet, plans, engine arrays: measured 2.3 KB at
+#: 10^6 clients), per client selected in a round (its arrays, events and records while the
+#: round is written: measured 1.1 KB), and the interpreter with torch and pyarrow loaded.
+BYTES_PER_CLIENT = 2_600
+BYTES_PER_SELECTED = 1_300
+BASE_BYTES = 700 * 2**20
+
+
+def population_bytes(sc: Scenario) -> int:
+    """Estimated peak host memory of a system-only run (docs/performance.md)."""
+    return (BASE_BYTES + BYTES_PER_CLIENT * sc.n_clients
+            + BYTES_PER_SELECTED * min(sc.n_clients, sc.clients_per_round()))
+
+
+def _refuse_if_population_too_large(loaded: LoadedScenario) -> None:
+    """A population too large for this host is refused before anything is built (building
+    10^8 clients would exhaust memory long before the first round)."""
+    import psutil
+
+    sc = loaded.scenario
+    if not sc.system_only.enabled:
+        return
+    need, avail = population_bytes(sc), psutil.virtual_memory().available
+    if need > avail:
+        raise InputError(
+            f"a population of {sc.n_clients:,} clients ({sc.clients_per_round():,} per round) "
+            f"needs about {need / 2**30:.1f} GiB of host memory, but only "
+            f"{avail / 2**30:.1f} GiB is available; use fewer clients or fewer per round",
+            file=loaded.label, key="fleet")
 
 
 def _refuse_if_nobody_fits(loaded: LoadedScenario, fleet: Sequence[FleetClient],
