@@ -170,7 +170,12 @@ def _describe(err: Mapping[str, Any], loc: list[str | int], parent: type[BaseMod
     if msg.startswith("Input should be "):
         want = msg.removeprefix("Input should be ")
         msg = "expected " + ("a value " if want.startswith(("greater", "less")) else "") + want
-    return msg if kind in _NO_GOT else f"{msg}; got {_shown(err.get('input'))}"
+    got = err.get("input")
+    if kind == "string_type" and isinstance(got, int | float):  # YAML read `2024` as a number
+        return f"{msg}; got the number {_shown(got)} (quote it in YAML: '{got}')"
+    if kind in ("int_type", "float_type", "bool_type") and isinstance(got, str):
+        return f"{msg}; got the text {_shown(got)} (write the value without quotes)"
+    return msg if kind in _NO_GOT else f"{msg}; got {_shown(got)}"
 
 
 def _join(prefix: str, key: str) -> str:
@@ -225,10 +230,24 @@ def validate_as(
     key_prefix: str = "",
     hint: Hint | None = None,
     also_allowed: Sequence[str] = (),
+    strict: bool = False,
 ) -> M:
     """``schema.model_validate(data)``, a ValidationError rendered by
-    :func:`validation_to_input_error` (same keyword arguments)."""
+    :func:`validation_to_input_error` (same keyword arguments).
+
+    ``strict`` validates the data as JSON in pydantic's strict mode: no string-to-number,
+    yes/no-to-bool or number-to-string coercion, while a YAML list still fills a tuple and an
+    integer a float (what strict JSON allows). Values JSON cannot hold (a YAML date) are
+    passed as their text."""
     try:
+        if strict:
+            import json
+
+            try:
+                text = json.dumps(data, default=str, allow_nan=True)
+            except (TypeError, ValueError):  # keys JSON cannot hold: let pydantic say so
+                return schema.model_validate(data, strict=True)
+            return schema.model_validate_json(text, strict=True)
         return schema.model_validate(data)
     except ValidationError as exc:
         raise validation_to_input_error(exc, schema, file=file, key_prefix=key_prefix,

@@ -51,7 +51,7 @@ class TrainHyper:
         return self.lr * (self.lr_gamma**passed)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClientInfo:
     client_id: int
     budget_bits: float

@@ -120,13 +120,13 @@ def validate_scenario(raw: Any, *, file: str) -> tuple[Scenario, tuple[str, ...]
     """Validate a scenario mapping, and the notes to show: keys of another method, which the
     chosen method ignores (so any shipped scenario switches methods with one ``--set``)."""
     require_mapping(raw, "scenario keys", file=file)
-    scenario = validate_as(Scenario, raw, file=file)
+    scenario = validate_as(Scenario, raw, file=file, strict=True)
     ignored = other_methods_keys(raw, scenario.algorithm.name)
     notes: tuple[str, ...] = ()
     if ignored:
         raw = {**raw, "algorithm": {k: v for k, v in raw["algorithm"].items()
                                     if k not in ignored}}
-        scenario = validate_as(Scenario, raw, file=file)
+        scenario = validate_as(Scenario, raw, file=file, strict=True)
         owners = sorted({m for users in ignored.values() for m in users})
         notes = (f"{file}: {', '.join(f'algorithm.{k}' for k in ignored)} "
                  f"{'is' if len(ignored) == 1 else 'are'} for {', '.join(owners)}, not "
@@ -138,10 +138,11 @@ def validate_scenario(raw: Any, *, file: str) -> tuple[Scenario, tuple[str, ...]
 def _validate_named_options(scenario: Scenario, file: str) -> None:
     # Nested schemas chosen by a name (model options, method parameters): validated here, not
     # inside Scenario, so their errors keep the full key path.
-    validate_as(scenario.model.options_schema(), scenario.model.options, file=file,
+    validate_as(scenario.model.options_schema(), scenario.model.options, file=file, strict=True,
                 key_prefix="model.options")
     validate_as(params_schema(scenario.algorithm.name), scenario.algorithm.model_extra or {},
-                file=file, key_prefix="algorithm", also_allowed=yaml_keys(AlgorithmConfig))
+                file=file, key_prefix="algorithm", also_allowed=yaml_keys(AlgorithmConfig),
+                strict=True)
     if scenario.model.is_torchvision:
         from fedsim.models.tvzoo import validate_torchvision_options
 

@@ -27,7 +27,10 @@ from fedsim.algorithms.params import ALGORITHM_PARAMS, params_schema
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown keys refused; no NaN or infinity anywhere (a NaN deadline would never fire).
+    Types are strict too: the loader validates scenarios in strict mode."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 DATASET_NAMES: tuple[str, ...] = ("digits", "fashion_mnist", "cifar10", "cifar100", "synthetic")

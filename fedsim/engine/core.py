@@ -109,12 +109,16 @@ class Engine:
         self.start_round = start_round
         self.env = simpy.Environment(initial_time=start_time_s)
         self.fleet_energy_j = start_energy_j
-        self.online = dict.fromkeys(self.client_ids, not self.track_availability)
+        # vectorised rounds keep their own arrays: no per-client dicts for 10^6 clients
+        self.vectorised = config.vectorised and self.why_not_vectorised() is None
+        per_client = not self.vectorised
+        self.online = (dict.fromkeys(self.client_ids, not self.track_availability)
+                       if per_client else {})
         self.working: dict[int, simpy.Process] = {}
         self.policy = POLICIES[config.policy]
         self.selection_state = SelectionState(
-            battery_j=self.batteries.view(),
-            samples={c.client_id: c.samples for c in clients},
+            battery_j=self.batteries.view() if per_client else {},
+            samples={c.client_id: c.samples for c in clients} if per_client else {},
         )
         self.stopped_reason: str | None = None
         self.rounds_done = 0
@@ -168,7 +172,7 @@ class Engine:
 
     def _server(self) -> Any:
         """The server process: vectorised rounds when asked for and supported."""
-        if self.config.vectorised and self.why_not_vectorised() is None:
+        if self.vectorised:
             self._batch = BatchSyncServer(self)
             return self._batch
         return FedBuffServer(self) if self.config.mode == "async" else SyncServer(self)

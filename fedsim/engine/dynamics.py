@@ -30,7 +30,7 @@ class Recharge:
     power_w: float
 
 
-@dataclass
+@dataclass(slots=True)
 class ClientDynamics:
     """Per-client fleet dynamics: failures and battery."""
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClientDesc:
     """What the engine knows about a client: identity, device and budget."""
 

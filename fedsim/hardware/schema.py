@@ -48,7 +48,35 @@ LINK_KINDS: tuple[str, ...] = typing.get_args(LinkKind)
 PosFloat = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(strict=True, gt=0, le=1, allow_inf_nan=False)]
-SpeedUp = Annotated[float, Field(strict=True, ge=1, allow_inf_nan=False)]
+SpeedUp = Annotated[float, Field(strict=True, ge=1, le=1000, allow_inf_nan=False)]
+
+
+def _within(lo: float, hi: float, *, above: bool = False) -> Any:
+    """A strict, finite float in ``[lo, hi]`` (``(lo, hi]`` with ``above``)."""
+    low = {"gt": lo} if above else {"ge": lo}
+    return Annotated[float, Field(strict=True, le=hi, allow_inf_nan=False, **low)]
+
+
+# Physical bounds (docs/hardware.md section 8): every figure a time or an energy divides by
+# has a floor and every figure that multiplies one has a ceiling, wide enough for anything
+# from a sensor node to a GPU cluster, so no accepted profile can give an infinite or NaN
+# time or energy (a 5e-324 GFLOPS device would take "inf" seconds).
+Gflops = _within(1e-6, 1e7)  # 1 kFLOP/s .. 10 PFLOP/s
+GBps = _within(1e-6, 1e6)  # 1 kB/s .. 1 PB/s
+Mbps = _within(1e-6, 1e6)  # 1 bit/s .. 1 Tbit/s
+Watts = _within(0.0, 1e5)
+PosWatts = _within(0.0, 1e5, above=True)
+Picojoules = _within(0.0, 1e9)
+PosPicojoules = _within(0.0, 1e9, above=True)
+Seconds = _within(0.0, 86_400.0)
+Microseconds = _within(0.0, 1e9)
+Efficiency_ = _within(1e-6, 1.0)  # fraction of peak; below 1e-6 is a typo, not a device
+DutyCycle = _within(1e-6, 1.0)
+UsableFraction = _within(1e-6, 1.0)
+Spread = _within(0.0, 3.0)  # log-normal sigma: 3 already spans e^±26 at the draw's extremes
+Megabytes = _within(1e-3, 1e9)  # 1 kB .. 1 PB
+WattHours = _within(1e-6, 1e7)
+RelativeLatency = _within(1e-6, 1e6)
 BitWidth = Annotated[int, Field(strict=True, ge=1, le=32)]
 Name = Annotated[str, Field(strict=True, min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 
@@ -93,7 +121,7 @@ class LatencyTable(_Frozen):
 
     w_bits: tuple[BitWidth, ...] = Field(min_length=1)
     a_bits: tuple[BitWidth, ...] = Field(min_length=1)
-    relative_latency: tuple[tuple[PosFloat, ...], ...]
+    relative_latency: tuple[tuple[RelativeLatency, ...], ...]
     monotone: Annotated[bool, Field(strict=True)] = True
 
     @model_validator(mode="after")
@@ -158,10 +186,10 @@ class Efficiency(_Frozen):
     the peak *flop* rate (a MAC counts as 2 flops, as in ``peak_gflops``).
     """
 
-    dense_conv: Fraction = DEFAULT_EFFICIENCY["dense_conv"]
-    depthwise_conv: Fraction = DEFAULT_EFFICIENCY["depthwise_conv"]
-    linear: Fraction = DEFAULT_EFFICIENCY["linear"]
-    elementwise: Fraction = DEFAULT_EFFICIENCY["elementwise"]
+    dense_conv: Efficiency_ = DEFAULT_EFFICIENCY["dense_conv"]
+    depthwise_conv: Efficiency_ = DEFAULT_EFFICIENCY["depthwise_conv"]
+    linear: Efficiency_ = DEFAULT_EFFICIENCY["linear"]
+    elementwise: Efficiency_ = DEFAULT_EFFICIENCY["elementwise"]
 
     def of(self, op_class: str) -> float:
         return float(getattr(self, op_class))
@@ -187,10 +215,10 @@ class ComputeProfile(_Frozen):
     """
 
     mode: PrecisionMode
-    peak_gflops: PosFloat
+    peak_gflops: Gflops
     efficiency: Efficiency = Efficiency()
-    mem_bandwidth_gb_s: PosFloat
-    op_overhead_us: NonNegFloat = 0.0
+    mem_bandwidth_gb_s: GBps
+    op_overhead_us: Microseconds = 0.0
     int8_speedup: SpeedUp | None = None
     int4_extra_speedup: SpeedUp = 1.0
     latency_table: LatencyTable | None = None
@@ -220,12 +248,12 @@ class PowerProfile(_Frozen):
     """
 
     model: Literal["measured", "bottom_up"] = "measured"
-    active_w: PosFloat | None = None
-    idle_w: NonNegFloat
-    mac_mult_pj: PosFloat | None = None
-    mac_add_pj: NonNegFloat | None = None
-    mem_pj_per_bit: NonNegFloat | None = None
-    static_w: NonNegFloat = 0.0
+    active_w: PosWatts | None = None
+    idle_w: Watts
+    mac_mult_pj: PosPicojoules | None = None
+    mac_add_pj: Picojoules | None = None
+    mem_pj_per_bit: Picojoules | None = None
+    static_w: Watts = 0.0
 
     @model_validator(mode="after")
     def _check_model(self) -> PowerProfile:
@@ -250,14 +278,14 @@ class PowerProfile(_Frozen):
 class MemoryProfile(_Frozen):
     """RAM and the fraction of it a training process may use (OS, apps, runtime take the rest)."""
 
-    ram_mb: PosFloat
-    usable_fraction: Fraction
+    ram_mb: Megabytes
+    usable_fraction: UsableFraction
 
 
 class BatteryProfile(_Frozen):
     """Battery capacity; a device without one runs on mains (unlimited energy)."""
 
-    capacity_wh: PosFloat
+    capacity_wh: WattHours
 
 
 class LinkProfile(_Frozen):
@@ -277,19 +305,19 @@ class LinkProfile(_Frozen):
     name: Name = "custom"
     kind: LinkKind
     description: str | None = None
-    up_mbps: PosFloat
-    down_mbps: PosFloat
-    spread_sigma: NonNegFloat = 0.0
-    rtt_s: NonNegFloat = 0.0
-    tx_w: NonNegFloat
-    rx_w: NonNegFloat
-    up_w_per_mbps: NonNegFloat = 0.0
-    down_w_per_mbps: NonNegFloat = 0.0
-    promotion_s: NonNegFloat = 0.0
-    promotion_w: NonNegFloat = 0.0
-    tail_s: NonNegFloat = 0.0
-    tail_w: NonNegFloat = 0.0
-    duty_cycle: Fraction = 1.0
+    up_mbps: Mbps
+    down_mbps: Mbps
+    spread_sigma: Spread = 0.0
+    rtt_s: Seconds = 0.0
+    tx_w: Watts
+    rx_w: Watts
+    up_w_per_mbps: Watts = 0.0
+    down_w_per_mbps: Watts = 0.0
+    promotion_s: Seconds = 0.0
+    promotion_w: Watts = 0.0
+    tail_s: Seconds = 0.0
+    tail_w: Watts = 0.0
+    duty_cycle: DutyCycle = 1.0
     sources: tuple[Source, ...] = ()
 
     @model_validator(mode="after")

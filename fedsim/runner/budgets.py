@@ -35,7 +35,7 @@ from fedsim.runner.fleet import FleetClient
 CONSTRAINTS = ("memory", "deadline", "energy", "battery")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Limits:
     """What one client's round must fit in (None: no such limit)."""
 
@@ -44,7 +44,7 @@ class Limits:
     battery_j: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Option:
     """One budget priced for one client: its round's cost and the constraint it breaks."""
 
@@ -67,7 +67,7 @@ class Option:
         return not self.binding
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClientPlan:
     """Every option of one client and the budget it gets (None: it cannot join)."""
 
@@ -124,7 +124,7 @@ class Planner:
         # the uplink priced at the downlink bits, as the engine's admission estimates it
         # (a quantized uplink -- fedpaq, uveqfed -- then costs less than planned, never more)
         up_bits = bits
-        steps = self.steps_for(cost.samples[cid]) * self.epochs
+        steps = self.steps_for(cost.samples_of(cid)) * self.epochs
         comp = cost.compute(cid, bits, steps)
         down, up = cost.transfer(cid, bits, "down"), cost.transfer(cid, up_bits, "up")
         batch = cost.batch_size_of(cid)

@@ -6,6 +6,7 @@ Torch-free (it reads only the layer table, bit vectors and profiles).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -46,10 +47,12 @@ class HardwareCost:
         self.act_bits = act_bits
         self.batch_size = batch_size
         self.seed = seed
-        self.samples = dict(zip([c.client_id for c in fleet], samples, strict=True))
+        self.samples: Any = list(samples)  # by row; ids are rows in a dense fleet
+        assert len(self.samples) == len(fleet)
         self._factors: tuple[np.ndarray, np.ndarray] | None = None
-        self._row = {c.client_id: i for i, c in enumerate(fleet)}
         self._dense = all(c.client_id == i for i, c in enumerate(fleet))
+        self._row: Any = (range(len(fleet)) if self._dense
+                          else {c.client_id: i for i, c in enumerate(fleet)})
         self._links: dict[str, np.ndarray] | None = None
         self._link_of = np.zeros(0, dtype=np.int64)
         self._compute: dict[tuple[int, tuple[int, ...], int, int], PhaseCost] = {}
@@ -61,7 +64,7 @@ class HardwareCost:
         """(up, down) link speed factors of every client, in fleet order: log-normal with
         median 1 and the link's ``spread_sigma`` (exactly 1 where the spread is 0)."""
         if self._factors is None:
-            ids = np.fromiter(self._row, dtype=np.int64, count=len(self._row))
+            ids = np.fromiter(self.fleet, dtype=np.int64, count=len(self.fleet))
             sigma = np.array([c.link.spread_sigma for c in self.fleet.values()], dtype=float)
             up = np.exp(sigma * keyed_normals(self.seed, ("bandwidth", "up"), ids))
             down = np.exp(sigma * keyed_normals(self.seed, ("bandwidth", "down"), ids))
@@ -76,9 +79,13 @@ class HardwareCost:
         row = self._row[cid]
         return float(up[row]), float(down[row])
 
+    def samples_of(self, cid: int) -> int:
+        """The client's training samples."""
+        return int(self.samples[self._row[cid]])
+
     def batch_size_of(self, cid: int) -> int:
         """The batch a client trains with (its shard may be smaller than the batch)."""
-        return max(1, min(self.batch_size, self.samples[cid]))
+        return max(1, min(self.batch_size, self.samples_of(cid)))
 
     def compute(self, client_id: int, bits: Sequence[int], steps: int) -> PhaseCost:
         prof = self.fleet[client_id].profile
@@ -111,8 +118,8 @@ class HardwareCost:
         if self._links is None:
             self._link_table()
         assert self._links is not None
-        rows = np.fromiter((self._row[c] for c in cids.tolist()), dtype=np.int64,
-                           count=len(cids)) if not self._dense else cids
+        rows = cids if self._dense else np.fromiter(
+            (self._row[c] for c in cids.tolist()), dtype=np.int64, count=len(cids))
         up, down = self.factor_arrays()
         factor = (up if direction == "up" else down)[rows]
         p = self._links[direction][self._link_of[rows]]
@@ -132,7 +139,7 @@ class HardwareCost:
         """Each distinct link's parameters per direction, and each client's link."""
         index: dict[int, int] = {}
         links = []
-        link_of = np.empty(len(self._row), dtype=np.int64)
+        link_of = np.empty(len(self.fleet), dtype=np.int64)
         for i, c in enumerate(self.fleet.values()):
             j = index.get(id(c.link))
             if j is None:

@@ -21,7 +21,7 @@ from fedsim.hardware import DeviceProfile, LinkProfile, ProfileLibrary
 # ---------------------------------------------------------------------------------------------
 # Fleet resolution (torch-free: also used by `fedsim validate`)
 # ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FleetClient:
     """One client: its device, link and bit budget. A client of a ``budget_bits: auto``
     group carries its settings in ``auto`` and a NaN budget until the run derives it from
