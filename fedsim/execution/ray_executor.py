@@ -27,11 +27,13 @@ and :func:`fedsim.execution.executors.make_executor` imports this module only fo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from typing import Any
 
 import ray  # optional extra: make_executor turns its absence into an InputError
+import ray.exceptions
 
 from fedsim.algorithms.base import ClientTask, ClientUpdate
 from fedsim.errors import InputError, RunError
@@ -69,13 +71,31 @@ class _RayWorker:
 
 
 class _RayHandle:
-    """The port's view of one submitted task: ``result()`` and ``cancel()``."""
+    """The port's view of one submitted task: ``result()`` and ``cancel()``.
 
-    def __init__(self, ref: Any) -> None:
-        self._ref = ref
+    A task whose actor died (killed, out of memory) is resubmitted to a fresh actor, up to
+    ``max_retries`` times, as the process pool does: a task is a pure function of its
+    inputs, so the result is the same."""
+
+    def __init__(self, ex: RayExecutor, task: ClientTask, sent: tuple[int, Any, Any]) -> None:
+        self._ex, self._task = ex, task
+        self._slot, self._actor, self._ref = sent
+        self._retries = 0
 
     def result(self) -> ClientUpdate:
-        return ray.get(self._ref)  # type: ignore[no-any-return]
+        while True:
+            try:
+                return ray.get(self._ref)  # type: ignore[no-any-return]
+            except ray.exceptions.RayActorError:
+                what = "its Ray worker died"
+                self._ex._replace(self._slot, self._actor)
+            except ray.exceptions.RayTaskError as exc:  # raised inside the task
+                what = f"{type(exc.cause).__name__}: {exc.cause}"
+            if self._retries >= self._ex.max_retries:
+                raise RunError(f"client {self._task.client_id}, round {self._task.round}: "
+                               f"{what} ({self._retries + 1} attempts); giving up")
+            self._retries += 1
+            self._slot, self._actor, self._ref = self._ex._send(self._task)
 
     def cancel(self) -> bool:
         try:
@@ -114,8 +134,10 @@ class RayExecutor:
         # CPU training reserves ``threads`` CPUs per actor; CUDA training one GPU per actor
         # (Ray hides every GPU from an actor that reserved none).
         gpus = 1 if setup.device == "cuda" else 0
-        actor = ray.remote(num_cpus=setup.threads, num_gpus=gpus, max_restarts=0)(_RayWorker)
-        self._actors = [actor.remote(setup) for _ in range(workers)]
+        self._setup = setup
+        self._actor_cls = ray.remote(num_cpus=setup.threads, num_gpus=gpus,
+                                     max_restarts=0)(_RayWorker)
+        self._actors = [self._actor_cls.remote(setup) for _ in range(workers)]
         # Surface a worker that cannot build its context (e.g. dataset files missing on a
         # node) now, as one clear error, rather than at the first client's result.
         try:
@@ -137,12 +159,29 @@ class RayExecutor:
                 _done, self._pending[i] = ray.wait(refs, num_returns=len(refs), timeout=0)
         return min(range(len(self._actors)), key=lambda i: len(self._pending[i]))
 
+    max_retries = 2
+
     def submit(self, task: ClientTask) -> _RayHandle:
+        return _RayHandle(self, task, self._send(task))
+
+    def _send(self, task: ClientTask) -> tuple[int, Any, Any]:
         i = self._least_busy()
         light = dataclasses.replace(task, global_state={})
-        ref = self._actors[i].run.remote(light, self._shared_state(task.global_state))
+        actor = self._actors[i]
+        ref = actor.run.remote(light, self._shared_state(task.global_state))
         self._pending[i].append(ref)
-        return _RayHandle(ref)
+        return i, actor, ref
+
+    def _replace(self, i: int, dead: Any) -> None:
+        """A fresh actor in place of a dead one (its dataset loaded again); a no-op when
+        another task that ran on the same actor replaced it already."""
+        if self._actors[i] is not dead:
+            return
+        with contextlib.suppress(Exception):  # already gone
+            ray.kill(dead)
+        self._actors[i] = self._actor_cls.remote(self._setup)
+        self._pending[i] = []
+        ray.get(self._actors[i].ready.remote())
 
     def shutdown(self) -> None:
         for a in self._actors:

@@ -114,8 +114,11 @@ _CONTEXT: WorkerContext | None = None
 
 
 def init_worker(setup: WorkerSetup) -> None:
-    """Pool initializer: build this process's context once."""
+    """Pool initializer: tie this process's life to the run's, build its context once."""
+    from fedsim.execution.lifetime import die_with_parent
+
     global _CONTEXT
+    die_with_parent()
     _CONTEXT = WorkerContext(setup)
 
 

@@ -8,6 +8,7 @@ time and memory go to summary.json alone. Columns and cell format come from
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -162,6 +163,19 @@ class RunFolder:
                 os.fsync(f.fileno())
                 f.close()
 
+    def _close_quietly(self) -> None:
+        """Close the files of a run that stops early: what they still buffer lies past the
+        last checkpoint's offsets (a resume truncates it), so a write that fails now (a full
+        disk) must not hide why the run stopped."""
+        for f in self._files:
+            if f.closed:
+                continue
+            try:
+                f.close()
+            except OSError:
+                with contextlib.suppress(OSError, ValueError):  # ValueError: closed after all
+                    os.close(f.fileno())
+
     def commit(self) -> Path:
         """Publish the run: rename the temporary folder to its final name."""
         self.close_files(finished=True)
@@ -170,12 +184,12 @@ class RunFolder:
 
     def abort(self) -> None:
         """Remove everything this run wrote."""
-        self.close_files()
+        self._close_quietly()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def suspend(self) -> None:
         """Keep the partial folder (it holds a checkpoint) for ``fedsim run --resume``."""
-        self.close_files()
+        self._close_quietly()
 
 
 def unique_run_id(output: Path, base: str) -> str:

@@ -26,10 +26,14 @@ def save_checkpoint(folder: Path, payload: dict[str, Any]) -> int:
     import torch
 
     tmp = folder / f".{CHECKPOINT}.tmp"
-    with open(tmp, "wb") as f:
-        torch.save({"format": FORMAT, **payload}, f)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            torch.save({"format": FORMAT, **payload}, f)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:  # a full disk, a kill: the previous checkpoint stays as it was
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, folder / CHECKPOINT)
     dir_fd = os.open(folder, os.O_RDONLY)
     try:

@@ -119,6 +119,30 @@ class TrainingPort:
     def evaluate(self, round: int) -> EvalResult:
         return self.evaluator(self.algorithm.eval_state())
 
+    # -- async resume (fedsim.runner.replay) -------------------------------------------------
+    def export_tasks(self, keys: Sequence[tuple[int, int, int]]) -> dict[Any, dict[str, Any]]:
+        """Open tasks' updates and base models as plain values and tensors (checkpoint)."""
+        out = {}
+        for key in keys:
+            u = self._updates[key]
+            out[key] = {"update": {"round": u.round, "client_id": u.client_id,
+                                   "state": u.state, "bits_up": list(u.bits_up),
+                                   "samples": u.samples, "train_loss": u.train_loss,
+                                   "client_state": u.client_state,
+                                   "metrics": dict(u.metrics)},
+                        "base": self._bases[key]}
+        return out
+
+    def import_tasks(self, tasks: dict[Any, dict[str, Any]]) -> None:
+        """Take back :meth:`export_tasks`' tasks (a resumed async run going live)."""
+        from fedsim.algorithms.base import ClientUpdate
+
+        for key, t in tasks.items():
+            u = dict(t["update"])
+            u["bits_up"] = tuple(u["bits_up"])
+            self._updates[key] = ClientUpdate(**u)
+            self._bases[key] = t["base"]
+
 
 class Evaluator:
     """Tests a float state on the test split in eval mode (docs/algorithm.md section 8)."""

@@ -62,7 +62,7 @@ def run_scenario(
     try:
         if ckpt is None:
             _write_inputs(folder, parts, overrides)
-        port, executor = _make_port(parts)
+        port, executor = _make_port(parts, recorder, ckpt)
         engine = _make_engine(parts, port, recorder, ckpt)
         engine.run()
         summary = run_summary(parts.scenario, folder.run_id, recorder.rounds, parts.spec,
@@ -102,6 +102,8 @@ class RunRecorder:
         self.rounds: list[Any] = []
         self.checkpointed = False  # True once a checkpoint exists: the run can be resumed
         self._engine: Any = None
+        self.recording: Any = None  # async runs: the port that logs for a replay (resume)
+        self.replay: Any = None  # a resumed async run: the port replaying that log
         self.on_event = folder.on_event
         self.on_client = folder.on_client
         self.on_events = folder.on_events
@@ -125,13 +127,16 @@ class RunRecorder:
         self.folder.on_round(rec)
         self.rounds.append(rec)
         offsets = self.folder.sync()
-        save_checkpoint(self.folder.path, {
+        payload = {
             "global_state": self.algorithm.global_state,
             "server_state": self.algorithm.server_state(),
             "engine": self._engine.snapshot(rec.round + 1),
             "offsets": offsets,
             "status_counts": dict(self.folder.status_counts),
-        })
+        }
+        if self.recording is not None:
+            payload["replay"] = self.recording.checkpoint_state()
+        save_checkpoint(self.folder.path, payload)
         self.checkpointed = True
         self.bar.update(rec)
 
@@ -148,9 +153,6 @@ def _open_folder(parts: RunParts, output: Path, run_name: str | None,
         ckpt = None
     else:
         ckpt = load_checkpoint(resume_dir)
-        if ckpt is not None and sc.mode == "async":
-            raise InputError("resuming is supported for synchronous runs only (mode: sync)",
-                             file=parts.loaded.label, key="mode")
         run_id = resume_dir.name[1:-len(".partial")]
         folder = RunFolder(resume_dir.parent, run_id,
                            offsets=ckpt["offsets"] if ckpt else None)
@@ -194,11 +196,26 @@ def _write_inputs(folder: RunFolder, parts: RunParts, overrides: Sequence[str]) 
     })
 
 
-def _make_port(parts: RunParts) -> tuple[Any, Any]:
-    """The engine's door to training (real, on an executor) or its system-only stand-in,
-    wrapped to re-plan battery-adaptive budgets when the fleet has any."""
+def _make_port(parts: RunParts, recorder: RunRecorder,
+               ckpt: dict[str, Any] | None) -> tuple[Any, Any]:
+    """The engine's door to training (real, on an executor) or its system-only stand-in;
+    for async runs wrapped to log what a resume replays (``runner.replay``), and replaying
+    that log when resuming; wrapped to re-plan battery-adaptive budgets when the fleet has
+    any."""
     port, executor = _trainer_port(parts)
     sc = parts.scenario
+    if sc.mode == "async":
+        from fedsim.runner.replay import RecordingPort, ReplayLog, ReplayPort
+
+        saved = ckpt.get("replay") if ckpt is not None else None
+        port = recorder.recording = RecordingPort(
+            port, ReplayLog.from_plain(saved["log"]) if saved else None)
+        if ckpt is not None:
+            if saved is None:
+                raise InputError("this async run's checkpoint has no replay log (written by "
+                                 "an older fedsim): start the run again",
+                                 file=parts.loaded.label, key="mode")
+            port = recorder.replay = ReplayPort(port, saved)
     adaptive = AdaptiveBudgets(port, parts.planner, parts.plans,
                                sc.selection.deadline_s if sc.mode == "sync" else None)
     return (adaptive if adaptive.adapting else port), executor
@@ -225,9 +242,15 @@ def _make_engine(parts: RunParts, port: Any, recorder: RunRecorder,
     from fedsim.engine.core import Engine, EngineConfig
 
     sc, sel, a = parts.scenario, parts.scenario.selection, parts.scenario.algorithm
-    start = {} if ckpt is None else {"start_round": ckpt["engine"]["next_round"],
-                                     "start_time_s": ckpt["engine"]["now"],
-                                     "start_energy_j": ckpt["engine"]["fleet_energy_j"]}
+    replaying = ckpt is not None and recorder.replay is not None
+    start = {} if ckpt is None or replaying else {
+        "start_round": ckpt["engine"]["next_round"], "start_time_s": ckpt["engine"]["now"],
+        "start_energy_j": ckpt["engine"]["fleet_energy_j"]}
+    observer: Any = recorder
+    if replaying:  # async: the engine runs again from the start against the log
+        from fedsim.runner.replay import ReplayGate
+
+        observer = ReplayGate(recorder, recorder.replay, ckpt["engine"]["next_round"] - 1)
     engine = Engine(
         EngineConfig(seed=sc.seed, rounds=sc.rounds, per_round=sc.clients_per_round(),
                      epochs=a.local_epochs, deadline_s=sel.deadline_s, mode=sc.mode,
@@ -236,26 +259,40 @@ def _make_engine(parts: RunParts, port: Any, recorder: RunRecorder,
                      wait_s=sel.wait_s, max_wait_s=sel.max_wait_s,
                      vectorised=(sc.system_only.enabled and sc.system_only.vectorised
                                  and not isinstance(port, AdaptiveBudgets))),
-        parts.clients, port, parts.cost, recorder,
+        parts.clients, port, parts.cost, observer,
         steps_for=steps_for(sc),
         availability=parts.availability, dynamics=parts.dynamics, **start,
     )
     recorder.watch(engine)
     if isinstance(port, AdaptiveBudgets):
         port.watch(engine)
-    if ckpt is not None:
+    if ckpt is not None and not replaying:
         engine.restore(ckpt["engine"])
     return engine
 
 
+#: errno values of a full disk or quota (the run can continue once space is back)
+_DISK_FULL = {28, 122, 27}  # ENOSPC, EDQUOT, EFBIG
+
+
 def _stop(folder: RunFolder, checkpointed: bool, exc: BaseException, parts: RunParts) -> None:
-    """Keep a checkpointed run for ``--resume`` (and say so for Ctrl-C or a run error of a
-    synchronous run); remove a run that has nothing to resume from."""
+    """Keep a checkpointed run for ``--resume`` (and say so for Ctrl-C or a run error);
+    remove a run that has nothing to resume from."""
     if not checkpointed:
         folder.abort()
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            raise RunError(f"{exc.strerror or 'the disk is full'} while writing "
+                           f"{exc.filename or folder.path} before the first round finished; "
+                           "nothing was kept: free some space and run again") from exc
         return
     folder.suspend()
-    if isinstance(exc, KeyboardInterrupt | RunError) and parts.scenario.mode == "sync":
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        where = exc.filename or folder.path
+        raise RunError(
+            f"{exc.strerror or 'the disk is full'} while writing {where}; the run is "
+            f"checkpointed (the last finished round is safe): free some space, then continue "
+            f"it with `fedsim run --resume {folder.path}`") from exc
+    if isinstance(exc, KeyboardInterrupt | RunError):
         what = type(exc).__name__ if isinstance(exc, KeyboardInterrupt) else str(exc)
         raise RunError(f"{what}; the run is checkpointed: continue it with "
                        f"`fedsim run --resume {folder.path}`") from exc

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fedsim.errors import InputError, RunError
+from fedsim.execution.lifetime import die_with_parent
 from fedsim.records.reader import run_files_present
 from fedsim.records.schema import RUN_FILES
 from fedsim.sweep.grid import Cell
@@ -77,15 +77,6 @@ def pending(folder: Path, jobs: Sequence[Job]) -> list[Job]:
     return todo
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
 def _command(scenario: Path, base: Sequence[str], folder: Path, job: Job) -> list[str]:
     return [sys.executable, "-m", "fedsim.cli", "run", str(scenario), "-o", str(folder),
             "--name", job.name, "--no-progress",
@@ -95,7 +86,7 @@ def _command(scenario: Path, base: Sequence[str], folder: Path, job: Job) -> lis
 
 def _run_command(cmd: list[str]) -> tuple[int, str]:
     """Run one ``fedsim run``; its exit status and last error line."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=_die_with_parent,
+    proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=die_with_parent,
                           check=False)
     return proc.returncode, (proc.stderr.strip().splitlines() or [""])[-1]
 
