@@ -10,9 +10,10 @@ group grown to N clients, ``selection.fraction=1``, Parquet records for every ro
 peak RSS is sampled every 20 ms. The baseline is the simplest SimPy
 model of the same rounds: one process per client-round with three timeouts (downlink,
 compute, uplink) and a round that waits for all of them, no records written. Prints a
-Markdown table (the one in docs/performance.md); "marginal" is the cost per client-round
-added since the row above (the first row: since the 40-client start-up run), which is what
-has to stay flat for time to grow linearly.
+Markdown table (the one in docs/performance.md). "engine" is the run's own time in the
+engine (simulating and writing records; ``host.simulate_s`` of its summary.json), without
+the process start-up and the fleet build; "marginal" is the engine time added per
+client-round added since the row above: what has to stay flat for time to grow linearly.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ def plain_simpy(n: int, rounds: int) -> float:
     return time.perf_counter() - t0
 
 
-def fedsim_run(overrides: list[str], out: Path) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS bytes, run folder bytes) of one `fedsim run` process."""
+def fedsim_run(overrides: list[str], out: Path) -> tuple[float, float, int, float]:
+    """(wall seconds, peak RSS bytes, run folder bytes, seconds in the engine) of one
+    `fedsim run` process (the last from its summary.json: ``host.simulate_s``)."""
     cmd = [sys.executable, "-m", "fedsim", "run", str(SCENARIO), "--system-only",
            "--no-progress", "--events", "parquet", "-o", str(out)]
     cmd += [a for o in overrides for a in ("--set", o)]
@@ -78,7 +80,10 @@ def fedsim_run(overrides: list[str], out: Path) -> tuple[float, float, int]:
     if proc.returncode:
         raise SystemExit(f"fedsim run failed: {err.decode()[-2000:]}")
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    return wall, peak[0], size
+    import json
+
+    summary = json.loads(next(out.glob("*/summary.json")).read_text())
+    return wall, peak[0], size, float(summary["host"]["simulate_s"])
 
 
 def main() -> None:
@@ -102,33 +107,36 @@ def main() -> None:
                 runs.append(fedsim_run(
                     [f"fleet.1.count={n - OTHER_CLIENTS}", "selection.fraction=1.0",
                      "selection.per_round=null", f"rounds={args.rounds}"], Path(d)))
-        wall, rss, size = sorted(runs)[len(runs) // 2]
+        wall, rss, size, sim = sorted(runs)[len(runs) // 2]
         cr = n * args.rounds
-        rows.append((f"{n:,} x {args.rounds}", cr, wall, rss, size, base))
+        rows.append((f"{n:,} x {args.rounds}", cr, wall, rss, size, base, sim))
         print(f"... {rows[-1][0]}: fedsim {wall:.1f} s, plain SimPy {base:.1f} s", flush=True)
     if not args.no_study:
         n, per, rounds = 1_000_000, 1000, 1000
         base = plain_simpy(per, rounds)
         with tempfile.TemporaryDirectory() as d:
-            wall, rss, size = fedsim_run(
+            wall, rss, size, sim = fedsim_run(
                 [f"fleet.1.count={n - OTHER_CLIENTS}", f"selection.per_round={per}",
                  f"rounds={rounds}",
                  "availability={model: diurnal, period_s: 86400, online_fraction: 0.5}"],
                 Path(d))
         rows.append((f"{n:,} pop., {per:,}/round x {rounds:,}, diurnal", per * rounds, wall,
-                     rss, size, base))
+                     rss, size, base, sim))
     print(f"\nstart-up of every run (40 clients, 1 round; median of 3): {startup:.1f} s")
-    print("\n| run | client-rounds | fedsim wall (s) | us per client-round, marginal "
-          "| peak RSS (GiB) | run folder (MB) | plain SimPy loop (s) | fedsim / plain |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    prev = (0, startup)
-    for name, cr, wall, rss, size, base in rows:
-        # the cost of the client-rounds added since the row above (the first row: since an
-        # empty run): start-up is paid once per run, so this is what grows with the work
-        marginal = 1e6 * (wall - prev[1]) / (cr - prev[0])
-        if "x 10" in name and "pop." not in name:
-            prev = (cr, wall)
-        print(f"| {name} | {cr:,} | {wall:.1f} | {marginal:.2f} | "
+    print("\n| run | client-rounds | fedsim wall (s) | engine (s) | engine us per client-round, "
+          "marginal | peak RSS (GiB) | run folder (MB) | plain SimPy loop (s) | "
+          "fedsim / plain |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    prev: tuple[int, float] | None = None
+    for name, cr, wall, rss, size, base, sim in rows:
+        # engine time added per client-round added since the row above: a run also pays
+        # per round (a checkpoint, three Parquet parts, fsyncs: ~50 ms), which dominates the
+        # smallest runs, so linear growth shows in the increments
+        marginal = ("" if prev is None or "pop." in name
+                    else f"{1e6 * (sim - prev[1]) / (cr - prev[0]):.2f}")
+        if "pop." not in name:
+            prev = (cr, sim)
+        print(f"| {name} | {cr:,} | {wall:.1f} | {sim:.2f} | {marginal} | "
               f"{rss / 2**30:.2f} | {size / 1e6:.0f} | {base:.1f} | {wall / base:.2f} |")
     shutil.rmtree(Path(tempfile.gettempdir()) / "fedsim-bench-scale", ignore_errors=True)
 

@@ -64,9 +64,13 @@ def run_scenario(
             _write_inputs(folder, parts, overrides)
         port, executor = _make_port(parts, recorder, ckpt)
         engine = _make_engine(parts, port, recorder, ckpt)
+        sim_t0 = time.perf_counter()
         engine.run()
         summary = run_summary(parts.scenario, folder.run_id, recorder.rounds, parts.spec,
                               host_t0, executor=parts.scenario.execution)
+        # host seconds in the engine (simulating, training, writing records) vs building
+        summary["host"]["simulate_s"] = round(time.perf_counter() - sim_t0, 3)
+        summary["host"]["build_s"] = round(sim_t0 - host_t0, 3)
         summary["stopped_reason"] = engine.stopped_reason
         summary["client_rounds"] = client_round_counts(folder.status_counts)
         summary["excluded_clients"] = [
