@@ -319,43 +319,85 @@ def read_columns(folder: Path, table: str, schema: Any, *,
 def iter_table_rows(folder: Path, table: str, names: list[str]) -> Iterator[list[Any]]:
     """The rows of ``clients`` or ``bits``, part by part, as lists in ``names`` order."""
     for path in parts(folder, table):
-        t = read_part(path)
-        cols = [t.column(n).to_pylist() if n in t.column_names else [None] * t.num_rows
-                for n in names]
-        yield from (list(r) for r in zip(*cols, strict=True))
+        whole = read_part(path)
+        for start in range(0, whole.num_rows, _SLICE):
+            t = whole.slice(start, _SLICE)
+            cols = [t.column(n).to_pylist() if n in t.column_names else [None] * t.num_rows
+                    for n in names]
+            yield from (list(r) for r in zip(*cols, strict=True))
 
 
-def iter_part_rows(folder: Path, clients_schema: Any, bits_schema: Any) -> Iterator[tuple]:
-    """Per part: its events ``(row, dict)``, and its clients and bits rows (typed ``Row``s
-    numbered across the run, as a CSV's lines would be)."""
-    from fedsim.records.reader import Row
-
-    n_events = 0
-    lines = {"clients": 2, "bits": 2}
-    for i, path in enumerate(parts(folder, "events")):
-        events = []
-        for ev in _part_events(path):
-            n_events += 1
-            events.append((n_events, ev))
-        tables = []
-        for table, schema in (("clients", clients_schema), ("bits", bits_schema)):
-            part = folder / table / _PART.format(i)
-            rows = []
-            if part.exists():
-                t = read_part(part)
-                cols = [t.column(n).to_pylist() if n in t.column_names else
-                        [None] * t.num_rows for n in schema.names]
-                for values in zip(*cols, strict=True):
-                    rows.append(Row(lines[table], dict(zip(schema.names, values,
-                                                           strict=True))))
-                    lines[table] += 1
-            tables.append(rows)
-        yield events, tables[0], tables[1]
+_SLICE = 65_536  # rows turned into Python objects at a time
 
 
-def _part_events(path: Path) -> Iterator[dict[str, Any]]:
-    table = read_part(path)
-    kinds = json.loads((table.schema.metadata or {}).get(_KINDS_KEY, b"{}"))
+class Part:
+    """One part (one round's records) of a columnar run, read once as Arrow tables and
+    turned into Python rows slice by slice, so memory stays bounded by the Arrow form."""
+
+    def __init__(self, folder: Path, i: int, event_row0: int, line0: dict[str, int]) -> None:
+        pa = _pa()
+        self.events = read_part(folder / "events" / _PART.format(i))
+        self.kinds = json.loads((self.events.schema.metadata or {}).get(_KINDS_KEY, b"{}"))
+        self.event_row0 = event_row0
+        self.line0 = dict(line0)
+        self.tables = {}
+        for table in ("clients", "bits"):
+            path = folder / table / _PART.format(i)
+            self.tables[table] = read_part(path) if path.exists() else None
+        col = self.events.column("client") if "client" in self.events.column_names else None
+        self.client = (col.to_numpy(zero_copy_only=False) if col is not None
+                       else np.full(self.events.num_rows, None, dtype=object))
+        self.has_client = (pa.compute.is_valid(col).to_numpy(zero_copy_only=False)
+                           if col is not None else np.zeros(self.events.num_rows, dtype=bool))
+
+    def rows_in(self, table: str) -> int:
+        t = self.tables[table]
+        return 0 if t is None else int(t.num_rows)
+
+    def event_dicts(self, which: np.ndarray | None = None) -> list[tuple[int, dict]]:
+        """``(row, event)`` for the selected event rows (all by default), in file order."""
+        idx = np.arange(self.events.num_rows) if which is None else np.flatnonzero(which)
+        out: list[tuple[int, dict]] = []
+        for start in range(0, len(idx), _SLICE):
+            take = idx[start:start + _SLICE]
+            sub = self.events.take(take)
+            out += [(self.event_row0 + 1 + int(r), ev)
+                    for r, ev in zip(take.tolist(), _table_events(sub, self.kinds),
+                                     strict=True)]
+        return out
+
+    def rows(self, table: str, schema: Any, lo: int, hi: int) -> list[Any]:
+        """Typed rows of ``clients`` / ``bits`` whose client id is in ``[lo, hi)``."""
+        from fedsim.records.reader import Row
+
+        t = self.tables[table]
+        if t is None:
+            return []
+        ids = t.column("client_id").to_numpy(zero_copy_only=False)
+        idx = np.flatnonzero((ids >= lo) & (ids < hi))
+        out = []
+        for start in range(0, len(idx), _SLICE):
+            take = idx[start:start + _SLICE]
+            sub = t.take(take)
+            cols = [sub.column(n).to_pylist() if n in sub.column_names else
+                    [None] * sub.num_rows for n in schema.names]
+            out += [Row(self.line0[table] + int(r), dict(zip(schema.names, vals, strict=True)))
+                    for r, vals in zip(take.tolist(), zip(*cols, strict=True), strict=True)]
+        return out
+
+
+def iter_parts(folder: Path) -> Iterator[Part]:
+    """The parts of a columnar run in order, with their row numbering across the run."""
+    row0, lines = 0, {"clients": 2, "bits": 2}
+    for i, _ in enumerate(parts(folder, "events")):
+        part = Part(folder, i, row0, lines)
+        yield part
+        row0 += part.events.num_rows
+        for table in lines:
+            lines[table] += part.rows_in(table)
+
+
+def _table_events(table: Any, kinds: dict[str, list[str]]) -> Iterator[dict[str, Any]]:
     cols = {name: table.column(name).to_pylist() for name in table.column_names}
     client = cols.get("client")
     for i in range(table.num_rows):
@@ -368,6 +410,14 @@ def _part_events(path: Path) -> Iterator[dict[str, Any]]:
             else:
                 ev[key] = cols[key][i] if key in cols else None
         yield ev
+
+
+def _part_events(path: Path) -> Iterator[dict[str, Any]]:
+    """A part's events as dicts, a slice at a time."""
+    table = read_part(path)
+    kinds = json.loads((table.schema.metadata or {}).get(_KINDS_KEY, b"{}"))
+    for start in range(0, table.num_rows, _SLICE):
+        yield from _table_events(table.slice(start, _SLICE), kinds)
 
 
 def export_text(folder: Path, out: Path) -> list[Path]:

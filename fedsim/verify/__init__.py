@@ -49,15 +49,18 @@ tasks, rows matched to them), :mod:`~fedsim.verify.clients` (one clients.csv row
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from fedsim.errors import InputError
 from fedsim.records.columnar import is_columnar
-from fedsim.records.reader import iter_events, read_mapping, read_rows, run_files_present
+from fedsim.records.reader import Row, iter_events, read_mapping, read_rows, run_files_present
 from fedsim.records.schema import BITS, CLIENTS, ROUNDS, RUN_FILES
 from fedsim.verify.bits import Budget
 from fedsim.verify.clients import check_clients
 from fedsim.verify.events import check_time, check_unmatched, index_events
-from fedsim.verify.report import Checker, VerifyReport, Violation
+from fedsim.verify.report import Checker, VerifyReport, Violation, show
 from fedsim.verify.rounds import check_rounds, check_summary
 
 __all__ = ["RUN_FILES", "VerifyReport", "Violation", "verify_run"]
@@ -90,10 +93,20 @@ def verify_run(run_dir: str | Path) -> VerifyReport:
     return report
 
 
+#: clients per slice of a round when a columnar run is verified (memory stays bounded)
+CHUNK = 50_000
+#: time violations spelled out per part (the rest are counted)
+MAX_TIME_MESSAGES = 50
+#: the columns the round checks read from each client row
+_ROUND_COLUMNS = ("round", "client_id", "status", "energy_j", "staleness")
+
+
 def _verify_parts(path: Path, scenario: dict, summary: dict) -> VerifyReport:
-    """A columnar run, one part (one round's records) at a time: memory is bounded by the
-    largest round, not the run. The same checks, in the same order within each part."""
-    from fedsim.records.columnar import iter_part_rows
+    """A columnar run one part (one round's records) at a time, and each round in slices of
+    ``CHUNK`` clients: a client's rows and events are always in the same slice, so the
+    per-client checks are the text run's; the round checks see every client's status and
+    energy. Memory is bounded by a slice, not by the run or the round."""
+    from fedsim.records.columnar import iter_parts
 
     rounds = read_rows(path / "rounds.csv", ROUNDS)
     by_round = {row["round"]: row for row in rounds}
@@ -101,22 +114,77 @@ def _verify_parts(path: Path, scenario: dict, summary: dict) -> VerifyReport:
     report = VerifyReport(path=path, rounds=len(rounds), client_rounds=0)
     ck = Checker(report)
     budget = Budget.of(scenario)
-    last: list = []
+    latest = -np.inf
     prev, prev_end = None, None
-    for events, clients, bits_rows in iter_part_rows(path, CLIENTS, BITS):
-        report.client_rounds += len(clients)
-        check_time(ck, last + events)
-        last = events[-1:] or last
-        tasks, round_events = index_events(events, is_async)
-        check_clients(ck, clients, bits_rows, tasks, budget, is_async)
-        check_unmatched(ck, tasks)
-        seen = sorted({r["round"] for r in clients} | set(round_events))
-        part_rounds = [by_round[r] for r in seen if r in by_round]
-        prev, prev_end = check_rounds(ck, part_rounds, clients, round_events, is_async,
-                                      prev=prev, prev_end=prev_end)
+    for part in iter_parts(path):
+        report.client_rounds += part.rows_in("clients")
+        server = part.event_dicts(~part.has_client)
+        latest = _check_time_columns(ck, part, latest)
+        client_ids = part.client[part.has_client].astype(np.int64)
+        row_ids = [part.tables[t].column("client_id").to_numpy(zero_copy_only=False)
+                   for t in ("clients", "bits") if part.tables[t] is not None]
+        top = max([int(a.max()) for a in (client_ids, *row_ids) if len(a)], default=-1)
+        retried = _retried_attempts(server, part, is_async)
+        round_rows = []
+        for lo in range(0, top + 1, CHUNK):
+            hi = lo + CHUNK
+            ids = np.where(part.has_client, part.client, -1).astype(np.int64)
+            events = part.event_dicts((ids >= lo) & (ids < hi) & ~retried)
+            clients = part.rows("clients", CLIENTS, lo, hi)
+            bits_rows = part.rows("bits", BITS, lo, hi)
+            tasks, _ = index_events(events, is_async)
+            check_clients(ck, clients, bits_rows, tasks, budget, is_async)
+            check_unmatched(ck, tasks)
+            round_rows += [Row(r.line, {k: r.values[k] for k in _ROUND_COLUMNS
+                                        if k in r.values}) for r in clients]
+        round_rows.sort(key=lambda r: r.line)
+        _, round_events = index_events(server, is_async)
+        seen = sorted({r["round"] for r in round_rows} | set(round_events))
+        prev, prev_end = check_rounds(ck, [by_round[r] for r in seen if r in by_round],
+                                      round_rows, round_events, is_async, prev=prev,
+                                      prev_end=prev_end)
     check_summary(ck, summary, rounds)
     _note_inputs(report, path)
     return report
+
+
+def _retried_attempts(server: list, part: Any, is_async: bool) -> np.ndarray:
+    """Event rows of a round attempt that nobody could pay (a ``battery_wait``): the
+    round was tried again and that attempt left no records (as ``index_events`` drops)."""
+    drop = np.zeros(part.events.num_rows, dtype=bool)
+    if is_async:
+        return drop
+    rounds = part.events.column("round").to_numpy(zero_copy_only=False)
+    rows = np.arange(part.events.num_rows) + part.event_row0 + 1
+    for row, ev in server:
+        if ev["kind"] == "battery_wait":
+            drop |= (rounds == ev["round"]) & (rows < row) & part.has_client
+    return drop
+
+
+def _check_time_columns(ck: Checker, part: Any, before: float) -> float:
+    """Simulated time never goes backwards, checked on the column (one check per event);
+    only the events that break it are turned into dicts, for the message. Returns the
+    latest time seen."""
+    t = part.events.column("t").to_numpy(zero_copy_only=False)
+    running = np.maximum.accumulate(np.concatenate([[before], t]))
+    # client events keep full precision, the server's are rounded to the nanosecond (as
+    # in the text log): a nanosecond is the resolution
+    bad = np.flatnonzero(t < running[:-1] - 1e-9)
+    ck.report.checks += len(t)
+    shown = bad[:MAX_TIME_MESSAGES]
+    for (row, ev), latest in zip(part.event_dicts(np.isin(np.arange(len(t)), shown)),
+                                 running[shown].tolist(), strict=True):
+        client = f", client {ev['client']}" if "client" in ev else ""
+        ck.report.violations.append(Violation(
+            f"events row {row} ({ev['kind']}, round {ev['round']}{client}) at "
+            f"t={show(float(ev['t']))} s is earlier than an event before it at "
+            f"t={show(latest)} s: simulated time went backwards", ev["round"],
+            ev.get("client")))
+    if len(bad) > len(shown):
+        ck.report.violations.append(Violation(
+            f"... and {len(bad) - len(shown)} more events earlier than one before them"))
+    return float(running[-1])
 
 
 def _note_inputs(report: VerifyReport, path: Path) -> None:

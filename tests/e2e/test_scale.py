@@ -121,3 +121,29 @@ def test_keyed_draws_do_not_depend_on_the_batch() -> None:
     assert u.min() >= 0 and u.max() < 1 and abs(u.mean() - 0.5) < 0.03
     z = keyed_normals(1, ("x",), np.arange(20000))
     assert abs(z.mean()) < 0.03 and abs(z.std() - 1) < 0.03
+
+
+def test_verify_reads_a_parquet_run_slice_by_slice_and_catches_a_bad_row(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import fedsim.verify as verify
+
+    case = [*CASES["failures+batteries+diurnal"], "execution.events=parquet"]
+    run = _run(tmp_path, "p", case)
+    monkeypatch.setattr(verify, "CHUNK", 7)  # many slices per round
+    report = verify.verify_run(run.path)
+    assert report.ok, report.render(limit=5)
+    assert report.client_rounds == len(run.clients)
+    part = run.path / "clients" / "part-000002.parquet"
+    table = pq.read_table(part)
+    energy = table.column("energy_j").to_pylist()
+    energy[3] += 1.0
+    victim = table.column("client_id")[3].as_py()
+    pq.write_table(table.set_column(table.column_names.index("energy_j"), "energy_j",
+                                    pa.array(energy)), part)
+    bad = verify.verify_run(run.path)
+    assert not bad.ok
+    assert any(v.round == 2 and v.client == victim and "energy_j" in v.message
+               for v in bad.violations), bad.render(limit=5)
