@@ -19,8 +19,11 @@ from the same inputs.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fedsim.engine.types import EvalResult, WorkItem, WorkResult
@@ -32,22 +35,73 @@ def _k(key: Key) -> str:
     return "/".join(map(str, key))
 
 
+#: the replay log of an async run, beside its checkpoint (removed when the run ends)
+LOG_FILE = "replay.jsonl"
+
+
 @dataclass
 class ReplayLog:
-    """What an async run learnt from outside the engine, in order (plain values)."""
+    """What an async run learnt from outside the engine, in order (plain values).
+
+    Entries are appended to ``replay.jsonl`` as they happen, one JSON line each, and the
+    checkpoint records the file's length: saving a checkpoint then costs what happened
+    since the last one, not the whole history again (a 1,000-version run would otherwise
+    rewrite its log 1,000 times)."""
 
     bits: list[dict[int, list[int]]] = field(default_factory=list)  # downlink answers
     results: dict[str, dict[str, Any]] = field(default_factory=dict)  # "r/c/a" -> result
     evals: list[dict[str, Any]] = field(default_factory=list)  # per version
+    sink: Any = None  # the open log file
 
-    def to_plain(self) -> dict[str, Any]:
-        return {"bits": [{str(c): list(b) for c, b in d.items()} for d in self.bits],
-                "results": self.results, "evals": self.evals}
+    def add_bits(self, answer: dict[int, list[int]]) -> None:
+        self.bits.append(answer)
+        self._write(["b", {str(c): b for c, b in answer.items()}])
+
+    def add_result(self, key: str, result: dict[str, Any]) -> None:
+        if key not in self.results:
+            self.results[key] = result
+            self._write(["r", key, result])
+
+    def add_eval(self, ev: dict[str, Any]) -> None:
+        self.evals.append(ev)
+        self._write(["e", ev])
+
+    def _write(self, entry: list[Any]) -> None:
+        if self.sink is not None:
+            self.sink.write(json.dumps(entry, separators=(",", ":")) + "\n")
+
+    def sync(self) -> int:
+        """Flush and fsync the log; its length (what a checkpoint records)."""
+        if self.sink is None:
+            return 0
+        self.sink.flush()
+        os.fsync(self.sink.fileno())
+        return int(self.sink.tell())
 
     @classmethod
-    def from_plain(cls, d: dict[str, Any]) -> ReplayLog:
-        return cls([{int(c): list(b) for c, b in x.items()} for x in d["bits"]],
-                   dict(d["results"]), list(d["evals"]))
+    def open(cls, path: Path, upto: int | None) -> ReplayLog:
+        """A new log at ``path``, or (resuming) the one there cut to ``upto`` bytes."""
+        log = cls()
+        if upto is None:
+            log.sink = open(path, "w", encoding="utf-8")  # noqa: SIM115
+            return log
+        with open(path, "r+b") as f:
+            f.truncate(upto)
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                entry = json.loads(line)
+                if entry[0] == "b":
+                    log.bits.append({int(c): b for c, b in entry[1].items()})
+                elif entry[0] == "r":
+                    log.results[entry[1]] = entry[2]
+                else:
+                    log.evals.append(entry[1])
+        log.sink = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        return log
+
+    def close(self) -> None:
+        if self.sink is not None and not self.sink.closed:
+            self.sink.close()
 
 
 def _result_dict(r: WorkResult) -> dict[str, Any]:
@@ -68,7 +122,7 @@ class _LoggedHandle:
 
     def result(self) -> WorkResult:
         res: WorkResult = self.handle.result()
-        self.log.results.setdefault(_k(self.key), _result_dict(res))
+        self.log.add_result(_k(self.key), _result_dict(res))
         return res
 
     def cancel(self) -> bool:
@@ -85,7 +139,7 @@ class RecordingPort:
 
     def downlink_bits(self, round: int, client_ids: Sequence[int]) -> dict[int, tuple[int, ...]]:
         bits = self.inner.downlink_bits(round, client_ids)
-        self.log.bits.append({c: list(bits[c]) for c in client_ids})
+        self.log.add_bits({c: list(bits[c]) for c in client_ids})
         return bits  # type: ignore[no-any-return]
 
     def submit(self, item: WorkItem) -> _LoggedHandle:
@@ -109,22 +163,22 @@ class RecordingPort:
 
     def evaluate(self, round: int) -> EvalResult:
         ev: EvalResult = self.inner.evaluate(round)
-        self.log.evals.append({"accuracy": ev.accuracy, "loss": ev.loss,
-                               "metrics": dict(ev.metrics)})
+        self.log.add_eval({"accuracy": ev.accuracy, "loss": ev.loss,
+                           "metrics": dict(ev.metrics)})
         return ev
 
     def set_budget(self, client_id: int, budget_bits: float) -> None:
         self.inner.set_budget(client_id, budget_bits)
 
     def checkpoint_state(self) -> dict[str, Any]:
-        """The log, and every open task's result (trained now if it was still running: the
-        same result it would give later) with its update and base model when the port
-        keeps them (real training)."""
+        """The log's length (synced), and every open task's result (trained now if it was
+        still running: the same result it would give later) with its update and base model
+        when the port keeps them (real training)."""
         for handle in self.open.values():
             handle.handle.result()
         export = getattr(self.inner, "export_tasks", None)
         tasks = export(list(self.open)) if export is not None else {}
-        return {"log": self.log.to_plain(),
+        return {"log_bytes": self.log.sync(),
                 "tasks": {_k(k): v for k, v in tasks.items()},
                 "open": {_k(k): _result_dict(h.handle.result()) for k, h in self.open.items()}}
 
@@ -138,7 +192,7 @@ class _ReplayHandle:
 
     def result(self) -> WorkResult:
         assert self._result is not None, f"replay: task {self.key} has no recorded result"
-        self.log.results.setdefault(_k(self.key), _result_dict(self._result))
+        self.log.add_result(_k(self.key), _result_dict(self._result))
         return self._result
 
     def cancel(self) -> bool:

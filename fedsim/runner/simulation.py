@@ -78,6 +78,7 @@ def run_scenario(
             for p in parts.plans if p.excluded]
         folder.write_json("summary.json", summary)
         (folder.path / CHECKPOINT).unlink(missing_ok=True)
+        recorder.close_replay_log(remove=True)
         path = folder.commit()
     except InputError:
         folder.abort()
@@ -86,6 +87,7 @@ def run_scenario(
         _stop(folder, recorder.checkpointed, exc, parts)
         raise
     finally:
+        recorder.close_replay_log()
         recorder.bar.close()
         if executor is not None:
             executor.shutdown()
@@ -115,6 +117,15 @@ class RunRecorder:
 
     def watch(self, engine: Any) -> None:
         self._engine = engine
+
+    def close_replay_log(self, *, remove: bool = False) -> None:
+        """Close an async run's replay log; remove it once the run is complete."""
+        if self.recording is not None:
+            self.recording.log.close()
+            if remove:
+                from fedsim.runner.replay import LOG_FILE
+
+                (self.folder.path / LOG_FILE).unlink(missing_ok=True)
 
     def resume_from(self, ckpt: dict[str, Any]) -> None:
         """Restore the algorithm and the records of the rounds already done."""
@@ -209,16 +220,17 @@ def _make_port(parts: RunParts, recorder: RunRecorder,
     port, executor = _trainer_port(parts)
     sc = parts.scenario
     if sc.mode == "async":
-        from fedsim.runner.replay import RecordingPort, ReplayLog, ReplayPort
+        from fedsim.runner.replay import LOG_FILE, RecordingPort, ReplayLog, ReplayPort
 
         saved = ckpt.get("replay") if ckpt is not None else None
-        port = recorder.recording = RecordingPort(
-            port, ReplayLog.from_plain(saved["log"]) if saved else None)
-        if ckpt is not None:
-            if saved is None:
-                raise InputError("this async run's checkpoint has no replay log (written by "
-                                 "an older fedsim): start the run again",
-                                 file=parts.loaded.label, key="mode")
+        if ckpt is not None and (saved is None or "log_bytes" not in saved):
+            raise InputError("this async run's checkpoint has no replay log (written by an "
+                             "older fedsim): start the run again", file=parts.loaded.label,
+                             key="mode")
+        log = ReplayLog.open(recorder.folder.path / LOG_FILE,
+                             saved["log_bytes"] if saved else None)
+        port = recorder.recording = RecordingPort(port, log)
+        if saved is not None:
             port = recorder.replay = ReplayPort(port, saved)
     adaptive = AdaptiveBudgets(port, parts.planner, parts.plans,
                                sc.selection.deadline_s if sc.mode == "sync" else None)
