@@ -43,8 +43,10 @@ def keyed_uniforms(seed: int, names: tuple[str | int, ...], ids: np.ndarray | li
     every platform and for any batch size.
     """
     key = np.uint64(derive_seed(seed, *names))
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps on purpose
+        offset = key + np.uint64(counter) * _COUNTER
     x = np.atleast_1d(np.asarray(ids, dtype=np.uint64)) * _GOLDEN
-    x = x + key + np.uint64(counter) * _COUNTER
+    x = x + offset
     x = (x ^ (x >> np.uint64(30))) * _MIX1
     x = (x ^ (x >> np.uint64(27))) * _MIX2
     x = x ^ (x >> np.uint64(31))

@@ -52,6 +52,8 @@ def batch_supported(eng: Engine) -> str | None:
         return "asynchronous (FedBuff) mode"
     if cfg.policy != "random":
         return f"selection policy '{cfg.policy}'"
+    if not getattr(eng.port, "synthetic", False):
+        return "a port that trains (vectorised rounds are for system-only runs)"
     if not hasattr(eng.cost, "transfer_many"):
         return "a cost oracle without batch transfers"
     if any(d.recharge is not None and d.battery_capacity_j is not None

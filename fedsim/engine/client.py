@@ -259,7 +259,7 @@ class ClientTask:
         rec.status = _CAUSE_STATUS.get(cause, STRAGGLER)
         rec.reason = cause
         rec.finished_s = eng.env.now
-        if self.item is not None and not self.consumed:
+        if self.item is not None:  # never aggregated: the port may drop its update
             eng.port.discard(self.item.key)
         eng.emit(rec.status, self.round, self.cid, phase=self.phase, cause=cause,
                  energy_j=rec.energy_j)

@@ -96,7 +96,8 @@ class OnlineCursor:
     def __init__(self, model: AvailabilityModel, ids: np.ndarray) -> None:
         self.model = model
         self.ids = ids
-        self.always = isinstance(model, AlwaysOn)
+        self.always = isinstance(model, AlwaysOn) or (
+            isinstance(model, Diurnal) and model.online_fraction >= 1.0)
         self.diurnal = isinstance(model, Diurnal) and model.online_fraction < 1.0
         self._start: np.ndarray | None = None
         self._end = np.zeros(0)

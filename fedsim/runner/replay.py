@@ -85,6 +85,11 @@ class ReplayLog:
         if upto is None:
             log.sink = open(path, "w", encoding="utf-8")  # noqa: SIM115
             return log
+        if not path.is_file():
+            from fedsim.errors import InputError
+
+            raise InputError("the async run's replay log is missing: it cannot be resumed",
+                             file=path)
         with open(path, "r+b") as f:
             f.truncate(upto)
         with open(path, encoding="utf-8") as f:

@@ -81,7 +81,10 @@ def run_scenario(
         recorder.close_replay_log(remove=True)
         path = folder.commit()
     except InputError:
-        folder.abort()
+        if resume_dir is not None:  # never delete a run the user asked to continue
+            folder.suspend()
+        else:
+            folder.abort()
         raise
     except BaseException as exc:  # Ctrl-C, a worker's error, a crash
         _stop(folder, recorder.checkpointed, exc, parts)
@@ -170,7 +173,8 @@ def _open_folder(parts: RunParts, output: Path, run_name: str | None,
         ckpt = load_checkpoint(resume_dir)
         run_id = resume_dir.name[1:-len(".partial")]
         folder = RunFolder(resume_dir.parent, run_id,
-                           offsets=ckpt["offsets"] if ckpt else None)
+                           offsets=ckpt["offsets"] if ckpt else None,
+                           columnar=columnar_records(sc))
     folder.layer_params = [(lay.name, lay.params) for lay in parts.spec.quantized_layers]
     return folder, ckpt
 

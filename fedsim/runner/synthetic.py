@@ -49,6 +49,8 @@ class SyntheticPort:
     per budget: a fleet of 10^6 clients has a handful of distinct budgets.
     """
 
+    synthetic = True  # the engine may run its rounds vectorised (engine.batchsync)
+
     def __init__(self, spec: ModelSpec, budgets: MutableMapping[int, float], policy: str) -> None:
         self.spec = spec
         self.budgets = budgets
