@@ -266,7 +266,7 @@ class _Port:
         fut.set_result(WorkResult(item.round, item.client_id, up, item.samples, 0.0))
         return fut
 
-    def discard(self, round: int, cid: int) -> None:
+    def discard(self, key: tuple[int, int, int]) -> None:
         pass
 
     def aggregate(self, round: int, ids: Sequence[int]) -> None:
