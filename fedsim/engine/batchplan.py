@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fedsim.engine.client import failure_draws
+from fedsim.engine.client import CAUSE_STATUS, failure_draws
 from fedsim.engine.columns import ClientBatch, EventBatch
 from fedsim.engine.population import Population
-from fedsim.records.schema import STATUSES
+from fedsim.records.schema import OK, STATUSES
 
 if TYPE_CHECKING:
     from fedsim.engine.core import Engine
@@ -363,8 +363,7 @@ def _merge(blocks: list[_Block]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return kind, t[order], idx[order], fields
 
 
-_STATUS_OF_CAUSE = {"": "ok", "deadline": "straggler", "over-commit": "straggler",
-                    "failure": "dropout", "offline": "offline", "battery": "battery"}
+_STATUS_OF_CAUSE = {"": OK, **CAUSE_STATUS}  # '' : the client reported
 
 
 def client_batch(tl: Timeline, pop: Population, r: int) -> ClientBatch:

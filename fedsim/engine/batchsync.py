@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,6 +37,7 @@ from fedsim.engine.batchplan import (
 from fedsim.engine.columns import ClientBatch, EventBatch
 from fedsim.engine.population import OnlineCursor, Population
 from fedsim.engine.records import RoundRecord
+from fedsim.engine.sync import SyncServer
 from fedsim.records.schema import STATUSES
 from fedsim.seeding import rng
 
@@ -62,41 +62,15 @@ def batch_supported(eng: Engine) -> str | None:
     return None
 
 
-@dataclass
-class _Closed:
-    """A played round: its close time and whether ``per_round`` arrivals closed it."""
-
-    t_end: float
-    enough: bool
-
-
-class BatchSyncServer:
-    """The server process of synchronous mode, one array computation per round."""
+class BatchSyncServer(SyncServer):
+    """The server process of synchronous mode, one array computation per round (the
+    round loop, battery retries and waits are :class:`SyncServer`'s)."""
 
     def __init__(self, eng: Engine) -> None:
-        self.eng = eng
+        super().__init__(eng)
         self.pop = Population(eng.clients, eng.client_ids, eng.dynamics)
         self.cursor = OnlineCursor(eng.availability, self.pop.ids)
-        self.battery_waiting = False
         self._cands: tuple[float, np.ndarray, np.ndarray] | None = None
-
-    def run(self) -> Generator[simpy.Event, Any, None]:
-        eng = self.eng
-        r = eng.start_round
-        waited = 0.0
-        while r < eng.config.rounds:
-            ok = yield from self._wait_for_clients(r)
-            if not ok:
-                return
-            done = yield from self._round(r)
-            if done:
-                r, waited = r + 1, 0.0
-                continue
-            reason = (f"no selected client could pay round {r} for {waited:.0f} s of "
-                      f"simulated time")
-            if not (yield from eng.wait_or_stop(r, waited, reason)):
-                return
-            waited += eng.config.wait_s
 
     def finish(self) -> None:
         """Leave the battery levels where the per-client engine leaves them."""
@@ -116,16 +90,8 @@ class BatchSyncServer:
         self._cands = (now, cands, ends)
         return cands, ends
 
-    def _wait_for_clients(self, r: int) -> Generator[simpy.Event, Any, bool]:
-        eng = self.eng
-        waited = 0.0
-        while not len(self._candidates()[0]):
-            reason = (f"no client available for {waited:.0f} s of simulated time before "
-                      f"round {r}")
-            if not (yield from eng.wait_or_stop(r, waited, reason)):
-                return False
-            waited += eng.config.wait_s
-        return True
+    def _any_candidate(self) -> bool:
+        return bool(len(self._candidates()[0]))
 
     def _select(self, r: int, cands: np.ndarray, k: int) -> np.ndarray:
         """The random policy on arrays (the same draws as ``selection.random_policy``)."""
@@ -202,8 +168,7 @@ class BatchSyncServer:
 
 
 def _status_counts(batch: ClientBatch) -> dict[str, int]:
-    n = np.bincount(batch.status_codes, minlength=len(STATUSES))
-    return {name: int(n[i]) for i, name in enumerate(STATUSES)}
+    return {name: batch.status_counts().get(name, 0) for name in STATUSES}
 
 
 def _delay_to(now: float, t: float) -> float:

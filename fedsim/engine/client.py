@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from fedsim.engine.core import Engine
 
 # Why a task stopped (the interrupt's cause) -> the status its record gets.
-_CAUSE_STATUS = {
+CAUSE_STATUS = {
     "deadline": STRAGGLER,
     "over-commit": STRAGGLER,
     "failure": DROPOUT,
@@ -256,7 +256,7 @@ class ClientTask:
                         else 1.0)
                 e = self.phase_energy * frac
             self.spend(self.phase, done, e)
-        rec.status = _CAUSE_STATUS.get(cause, STRAGGLER)
+        rec.status = CAUSE_STATUS.get(cause, STRAGGLER)
         rec.reason = cause
         rec.finished_s = eng.env.now
         if self.item is not None:  # never aggregated: the port may drop its update

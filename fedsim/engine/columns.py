@@ -92,6 +92,13 @@ class ClientBatch:
     #: text columns stored as int codes into these values
     codes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
+    def status_counts(self) -> dict[str, int]:
+        """Clients per status (only the statuses that occur)."""
+        from fedsim.records.schema import STATUSES
+
+        n = np.bincount(self.status_codes, minlength=len(STATUSES)).tolist()
+        return {name: c for name, c in zip(STATUSES, n, strict=True) if c}
+
     def column(self, name: str) -> list[Any]:
         col = self.columns[name]
         if name in self.codes:

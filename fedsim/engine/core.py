@@ -40,7 +40,7 @@ from typing import Any
 import simpy
 
 from fedsim.engine.availability import AlwaysOn, AvailabilityModel
-from fedsim.engine.batchsync import BatchSyncServer
+from fedsim.engine.batchsync import BatchSyncServer, batch_supported
 from fedsim.engine.dynamics import Batteries, ClientDynamics, follow_availability
 from fedsim.engine.fedbuff import FedBuffServer
 from fedsim.engine.records import (
@@ -179,8 +179,6 @@ class Engine:
 
     def why_not_vectorised(self) -> str | None:
         """Why this run cannot use vectorised rounds (None: it can)."""
-        from fedsim.engine.batchsync import batch_supported
-
         return batch_supported(self)
 
     # -- the event log --------------------------------------------------------------------------

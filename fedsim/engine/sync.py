@@ -78,13 +78,17 @@ class SyncServer:
         """Wait (in simulated time) until some client can work; False if none ever can."""
         eng = self.eng
         waited = 0.0
-        while not eng.candidates():
+        while not self._any_candidate():
             reason = (f"no client available for {waited:.0f} s of simulated time before "
                       f"round {r}")
             if not (yield from eng.wait_or_stop(r, waited, reason)):
                 return False
             waited += eng.config.wait_s
         return True
+
+    def _any_candidate(self) -> bool:
+        """Some client could be selected now."""
+        return bool(self.eng.candidates())
 
     def _round(self, r: int) -> Generator[simpy.Event, Any, bool]:
         """Run round ``r``; False when it did not happen (nobody could pay: try again)."""

@@ -17,12 +17,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from fedsim.engine.columns import ClientBatch, EventBatch
 from fedsim.engine.records import ClientRoundRecord, RoundRecord
 from fedsim.records.columnar import ColumnarSink
-from fedsim.records.schema import BITS, CLIENTS, RECORD_FILES, ROUNDS, STATUSES, fmt
+from fedsim.records.schema import BITS, CLIENTS, RECORD_FILES, ROUNDS, fmt
 
 PARTS = "parts"  # checkpoint offsets: Parquet parts written (columnar layout)
 
@@ -120,10 +118,8 @@ class RunFolder:
             for rec in batch.records():
                 self.on_client(rec)
             return
-        counts = np.bincount(batch.status_codes, minlength=len(STATUSES))
-        for name, n in zip(STATUSES, counts.tolist(), strict=True):
-            if n:
-                self.status_counts[name] = self.status_counts.get(name, 0) + n
+        for name, n in batch.status_counts().items():
+            self.status_counts[name] = self.status_counts.get(name, 0) + n
         self.sink.on_clients(batch)
 
     def on_client(self, rec: ClientRoundRecord) -> None:
