@@ -4,8 +4,8 @@ Workload 1 of ``bench_overhead.py`` (10 clients x 5 rounds x 1 epoch, small CNN,
 28x28x1, 500 samples per client, batch 32) run by fedsim with:
 
 * ``--workers 1``: the inline executor (the baseline);
-* ``--workers 2``: the process pool (2 ``spawn``-started workers, each loading the dataset
-  once in its initializer);
+* ``--workers 2``: the process pool (2 workers forked from the run, with the training set
+  already in memory; the run tests round r while they train round r+1);
 * ``--executor ray --workers 2`` (with ``--ray``, when Ray is installed): 2 Ray actors on a
   private local Ray instance started by the run.
 
@@ -16,7 +16,8 @@ order; figures are medians. Besides wall time the script reports the mean time o
 dataset load) is gone: that is the speed-up a longer run approaches. It also checks that
 rounds.csv, clients.csv, bits.csv and events.jsonl are byte-identical across executors.
 
-Target (issue): >= 1.7x over one worker on this 2-core machine, identical results.
+Targets (issue "many clients per round, fast"): with 2 workers, >= 1.8x one worker on the
+later rounds and >= 1.3x on the whole 5-round run, identical results.
 
 Usage::
 
@@ -93,11 +94,12 @@ def main() -> None:
     for k in list(variants)[1:]:
         speed = one["wall_s"] / s[k]["wall_s"]
         steady = one["steady_s"] / s[k]["steady_s"]
-        print(f"{k}: speed-up wall {speed:.2f}x, later rounds {steady:.2f}x "
-              f"(target >= 1.7x: {'met' if speed >= 1.7 else 'NOT met'} on wall); "
+        print(f"{k}: speed-up wall {speed:.2f}x (target >= 1.3x: "
+              f"{'met' if speed >= 1.3 else 'NOT met'}), later rounds {steady:.2f}x (target "
+              f">= 1.8x: {'met' if steady >= 1.8 else 'NOT met'}); "
               f"{', '.join(FILES)} identical to 1 worker: {'yes' if same[k] else 'NO'}")
         start = statistics.median(r["round_s"][0] for r in runs[k]) - one["first_round_s"]
-        print(f"    first round costs {start:+.2f} s more than with 1 worker (worker start)")
+        print(f"    round 1 takes {start:+.2f} s against 1 worker (worker start included)")
     if warn:
         print("WARNING: the machine was busy; rerun on a quiet machine.")
 

@@ -33,6 +33,7 @@ checkpoints, and the closing of a round into records.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -55,7 +56,7 @@ from fedsim.engine.records import (
 )
 from fedsim.engine.selection import POLICIES, SelectionState
 from fedsim.engine.sync import SyncServer
-from fedsim.engine.types import ClientDesc, CostOracle, EvalResult, TrainerPort
+from fedsim.engine.types import ClientDesc, CostOracle, EvalResult, PendingEval, TrainerPort
 from fedsim.seeding import rng
 
 
@@ -229,34 +230,49 @@ class Engine:
         yield self.env.timeout(self.config.wait_s)
         return True
 
-    def close_round(self, r: int, ev: EvalResult, recs: Sequence[ClientRoundRecord],
-                    participants: int, t0: float, energy_before: float) -> None:
+    def close_round(self, r: int, ev: EvalResult | PendingEval,
+                    recs: Sequence[ClientRoundRecord], participants: int, t0: float,
+                    energy_before: float) -> None:
         """Publish the round's client records (with battery levels), bill the fleet, and record
-        the round. ``recs`` holds every client the round selected, reported or not."""
+        the round. ``recs`` holds every client the round selected, reported or not.
+
+        ``ev`` may still be pending (the port evaluates while the next round trains): the
+        observer then holds the round's last records and everything after them until the
+        result is in (``hold``), so the files come out in the same order either way."""
         for rec in recs:
             if self.batteries.has(rec.client_id):
                 rec.battery_j = self.dynamics[rec.client_id].battery_level_j
             self.observer.on_client(rec)
         round_energy = sum(rec.energy_j for rec in recs)
         self.fleet_energy_j += round_energy
-        self.emit("round_end", r, accuracy=ev.accuracy, loss=ev.loss,
-                  energy_j=round_energy, participants=participants)
+        event: dict[str, Any] = {"t": round_time(self.env.now), "round": r, "kind": "round_end",
+                                 "accuracy": None, "loss": None, "energy_j": round_energy,
+                                 "participants": participants}
 
         def count(status: str) -> int:
             return sum(1 for rec in recs if rec.status == status)
 
         t_end = self.env.now
         self.rounds_done += 1
-        self.observer.on_round(
-            RoundRecord(
-                round=r, sim_time_s=t_end, energy_j=self.fleet_energy_j,
-                accuracy=ev.accuracy, loss=ev.loss, participants=participants,
-                stragglers=count(STRAGGLER), selected=len(recs), infeasible=count(INFEASIBLE),
-                round_s=t_end - t0, round_energy_j=self.fleet_energy_j - energy_before,
-                dropouts=count(DROPOUT), offline=count(OFFLINE), battery=count(BATTERY),
-                metrics=dict(ev.metrics),
-            )
+        record = RoundRecord(
+            round=r, sim_time_s=t_end, energy_j=self.fleet_energy_j,
+            accuracy=math.nan, loss=math.nan, participants=participants,
+            stragglers=count(STRAGGLER), selected=len(recs), infeasible=count(INFEASIBLE),
+            round_s=t_end - t0, round_energy_j=self.fleet_energy_j - energy_before,
+            dropouts=count(DROPOUT), offline=count(OFFLINE), battery=count(BATTERY),
         )
+
+        def publish(result: EvalResult) -> None:
+            event["accuracy"], event["loss"] = result.accuracy, result.loss
+            self.observer.on_event(event)
+            self.observer.on_round(replace(record, accuracy=result.accuracy,
+                                           loss=result.loss, metrics=dict(result.metrics)))
+
+        hold = getattr(self.observer, "hold", None)
+        if isinstance(ev, EvalResult) or hold is None:
+            publish(ev if isinstance(ev, EvalResult) else ev.result())
+        else:
+            hold(r, ev, publish)
 
 
 def round_time(t: float) -> float:

@@ -62,6 +62,12 @@ class EvalResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+class PendingEval(Protocol):
+    """An evaluation the port computes later (while the next round trains)."""
+
+    def result(self) -> EvalResult: ...
+
+
 class TrainerPort(Protocol):
     """The engine's only door to training (real, or synthetic for system-only runs)."""
 
@@ -87,8 +93,8 @@ class TrainerPort(Protocol):
         """Buffered asynchronous aggregation (FedBuff) of these tasks' results."""
         ...
 
-    def evaluate(self, round: int) -> EvalResult:
-        """Test the global model."""
+    def evaluate(self, round: int) -> EvalResult | PendingEval:
+        """Test the global model (now, or later: see ``Engine.close_round``)."""
         ...
 
 

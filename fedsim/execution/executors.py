@@ -2,8 +2,12 @@
 
 * ``inline``: in this process, lazily — a task runs when the engine asks for its result,
   so a task whose result is never needed never costs host time.
-* ``process``: a pool of ``spawn``-started worker processes (forking a parent whose torch
-  thread pool is live can hang), each initialised once with the dataset.
+* ``process``: a pool of worker processes, each initialised once with the dataset. With one
+  torch thread per worker on the CPU (the default) they are forked: a worker starts in
+  milliseconds with torch imported and the training set already in memory. Otherwise they
+  are ``spawn``-started (forking a parent whose OpenMP thread pool is live hangs the first
+  multi-threaded operation of the child), which costs a fresh interpreter, ``import torch``
+  and a dataset load each.
 * ``ray``: Ray actors on a local or existing cluster (optional extra, see ``ray_executor``).
 """
 
@@ -16,7 +20,15 @@ from typing import Any, Protocol
 
 from fedsim.algorithms.base import ClientTask, ClientUpdate
 from fedsim.errors import InputError, RunError
-from fedsim.execution.worker import WorkerContext, WorkerSetup, init_worker, run_task
+from fedsim.execution.worker import (
+    WorkerContext,
+    WorkerSetup,
+    init_worker,
+    leave_for_forked_workers,
+    pack,
+    run_task,
+    unpack,
+)
 
 
 class Handle(Protocol):
@@ -75,7 +87,7 @@ class _PoolHandle:
     def result(self) -> ClientUpdate:
         while True:
             try:
-                return self._fut.result()
+                return unpack(self._fut.result())
             except BrokenProcessPool:
                 if self._retries >= self._ex.max_retries:
                     raise RunError(
@@ -102,8 +114,24 @@ class _PoolHandle:
         return self._fut.cancel()
 
 
+def start_method(setup: WorkerSetup) -> str:
+    """``fork`` where it is safe and fast (one torch thread per worker, CPU), else ``spawn``.
+
+    Why not always fork: GNU OpenMP keeps its thread pool across ``fork`` in a broken state,
+    so a child's first multi-threaded operation waits forever once the parent has run one
+    (checked on this torch build); one thread never enters OpenMP. CUDA cannot be used in a
+    child forked after the parent touched it. ``FEDSIM_START_METHOD`` overrides (tests).
+    """
+    import os
+
+    forced = os.environ.get("FEDSIM_START_METHOD")
+    if forced in ("fork", "spawn", "forkserver"):
+        return forced
+    return "fork" if setup.threads == 1 and setup.device == "cpu" else "spawn"
+
+
 class ProcessExecutor:
-    """A pool of spawned workers; tasks start as soon as they are submitted.
+    """A pool of worker processes (:func:`start_method`); tasks start when submitted.
 
     A worker that dies (killed, segfault, OOM) breaks the whole pool in
     ``concurrent.futures``; the executor then starts a new pool and every affected task is
@@ -112,27 +140,30 @@ class ProcessExecutor:
 
     max_retries = 2
 
-    def __init__(self, setup: WorkerSetup, workers: int) -> None:
+    def __init__(self, setup: WorkerSetup, workers: int, train: Any = None) -> None:
         self._setup = setup
         self._workers = workers
         self._generation = 0
         self.restarts = 0
+        self.start_method = start_method(setup)
+        if self.start_method == "fork" and train is not None:
+            leave_for_forked_workers(setup, train)
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
             max_workers=self._workers,
-            mp_context=mp.get_context("spawn"),
+            mp_context=mp.get_context(self.start_method),
             initializer=init_worker,
             initargs=(self._setup,),
         )
 
-    def _submit(self, task: ClientTask) -> tuple[int, Future[ClientUpdate]]:
+    def _submit(self, task: ClientTask) -> tuple[int, Future[Any]]:
         try:
-            return self._generation, self._pool.submit(run_task, task)
+            return self._generation, self._pool.submit(run_task, pack(task))
         except BrokenProcessPool:
             self._restart(self._generation)
-            return self._generation, self._pool.submit(run_task, task)
+            return self._generation, self._pool.submit(run_task, pack(task))
 
     def _restart(self, generation: int) -> None:
         if generation != self._generation:
@@ -151,7 +182,8 @@ class ProcessExecutor:
 
 def make_executor(kind: str, setup: WorkerSetup, workers: int, *,
                   ray_address: str | None = None, train: Any = None) -> Executor:
-    """``train``: the run's already-loaded training set, reused by the inline executor."""
+    """``train``: the run's already-loaded training set, reused by the inline executor and
+    by forked workers."""
     if kind == "ray":  # optional extra, imported only when asked for
         try:
             from fedsim.execution.ray_executor import RayExecutor
@@ -164,5 +196,5 @@ def make_executor(kind: str, setup: WorkerSetup, workers: int, *,
             ) from None
         return RayExecutor(setup, workers, address=ray_address)
     if kind == "process" or workers > 1:
-        return ProcessExecutor(setup, workers)
+        return ProcessExecutor(setup, workers, train)
     return InlineExecutor(setup, train)

@@ -112,6 +112,16 @@ def configure_torch(threads: int) -> None:
 
 _CONTEXT: WorkerContext | None = None
 
+#: The run's training set, left here by the parent just before it forks its workers: a
+#: forked worker finds it in the memory it shares with the parent and skips loading its own
+#: copy (a spawned worker starts with None and loads it).
+_INHERITED: tuple[WorkerSetup, Any] | None = None
+
+
+def leave_for_forked_workers(setup: WorkerSetup, train: Any) -> None:
+    global _INHERITED
+    _INHERITED = (setup, train)
+
 
 def init_worker(setup: WorkerSetup) -> None:
     """Pool initializer: tie this process's life to the run's, build its context once."""
@@ -119,11 +129,34 @@ def init_worker(setup: WorkerSetup) -> None:
 
     global _CONTEXT
     die_with_parent()
-    _CONTEXT = WorkerContext(setup)
+    train = _INHERITED[1] if _INHERITED is not None and _INHERITED[0] == setup else None
+    _CONTEXT = WorkerContext(setup, train)
 
 
-def run_task(task: ClientTask) -> ClientUpdate:
-    """Entry point of a pool task."""
+def run_task(task: ClientTask | bytes) -> ClientUpdate | bytes:
+    """Entry point of a pool task: a task, or a task as :func:`pack` bytes (answered in
+    kind)."""
     if _CONTEXT is None:  # pragma: no cover - initializer always runs first
         raise RuntimeError("worker context not initialised")
+    if isinstance(task, bytes):
+        return pack(_CONTEXT.run(unpack(task)))
     return _CONTEXT.run(task)
+
+
+def pack(obj: Any) -> bytes:
+    """A task or an update as one pickled byte string, to cross a process boundary.
+
+    Why: handed to ``multiprocessing`` as objects, every tensor of a model state is moved
+    into its own shared-memory segment whose file descriptor is sent over a socket and
+    mapped on the other side (torch's ``ForkingPickler`` reductions): about 10 ms per task
+    and answer for the small CNN, measured, against 6 ms for plain bytes (and no file
+    descriptors to leak when a worker dies)."""
+    import pickle
+
+    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack(data: bytes) -> Any:
+    import pickle
+
+    return pickle.loads(data)

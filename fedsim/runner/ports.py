@@ -8,7 +8,7 @@ client side on the executor.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -30,6 +30,8 @@ class _ResultHandle:
 
     def result(self) -> WorkResult:
         if self._result is None:
+            if self._port.on_wait is not None:
+                self._port.on_wait()  # the host would idle here: finish held work first
             try:
                 update = self._handle.result()
             except Exception as exc:  # a worker error becomes a clear run error
@@ -66,6 +68,22 @@ class TrainingPort:
         self._bases: dict[tuple[int, int, int], Any] = {}
         self.server_lr = server_lr  # FedBuff's server step and staleness weighting
         self.staleness_fn = staleness_fn
+        self.deferred_eval = False  # evaluate() returns a _PendingEval (see defer_evaluation)
+        self.on_wait: Callable[[], None] | None = None
+
+    def defer_evaluation(self, on_wait: Callable[[], None]) -> None:
+        """Evaluate each round's model later, when the host would otherwise wait.
+
+        Why: with training in worker processes, the run's own process sits idle while the
+        workers train, yet it evaluated each new global model before the next round could
+        start, and the workers waited for that. Here ``evaluate`` returns a pending result
+        (the model to test, copied); the engine's observer holds the round's records
+        until it is in (``RunRecorder.hold``), and ``on_wait`` (that observer's ``drain``)
+        runs just before the host first waits on a worker in the next round, by when
+        the workers are busy with that round. The numbers and the files are the same.
+        """
+        self.deferred_eval = True
+        self.on_wait = on_wait
 
     def downlink_bits(self, round: int, client_ids: Sequence[int]) -> dict[int, tuple[int, ...]]:
         return self.algorithm.downlink_bits(round, client_ids)
@@ -116,8 +134,11 @@ class TrainingPort:
         self._bases.pop(key, None)
         return self._updates.pop(key)
 
-    def evaluate(self, round: int) -> EvalResult:
-        return self.evaluator(self.algorithm.eval_state())
+    def evaluate(self, round: int) -> EvalResult | _PendingEval:
+        state = self.algorithm.eval_state()
+        if not self.deferred_eval:
+            return self.evaluator(state)
+        return _PendingEval(self.evaluator, {k: v.clone() for k, v in state.items()})
 
     # -- async resume (fedsim.runner.replay) -------------------------------------------------
     def export_tasks(self, keys: Sequence[tuple[int, int, int]]) -> dict[Any, dict[str, Any]]:
@@ -142,6 +163,22 @@ class TrainingPort:
             u["bits_up"] = tuple(u["bits_up"])
             self._updates[key] = ClientUpdate(**u)
             self._bases[key] = t["base"]
+
+
+class _PendingEval:
+    """A global model's test, run on first ``result()`` (``TrainingPort.defer_evaluation``)."""
+
+    def __init__(self, evaluator: Any, state: dict[str, Any]) -> None:
+        self._evaluator = evaluator
+        self._state: dict[str, Any] | None = state
+        self._result: EvalResult | None = None
+
+    def result(self) -> EvalResult:
+        if self._result is None:
+            assert self._state is not None
+            self._result = self._evaluator(self._state)
+            self._state = None
+        return self._result
 
 
 class Evaluator:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,7 @@ def run_scenario(
         engine = _make_engine(parts, port, recorder, ckpt)
         sim_t0 = time.perf_counter()
         engine.run()
+        recorder.drain()
         summary = run_summary(parts.scenario, folder.run_id, recorder.rounds, parts.spec,
                               host_t0, executor=parts.scenario.execution)
         # host seconds in the engine (simulating, training, writing records) vs building
@@ -113,10 +114,14 @@ class RunRecorder:
         self._engine: Any = None
         self.recording: Any = None  # async runs: the port that logs for a replay (resume)
         self.replay: Any = None  # a resumed async run: the port replaying that log
-        self.on_event = folder.on_event
-        self.on_client = folder.on_client
-        self.on_events = folder.on_events
-        self.on_clients = folder.on_clients
+        self._held: tuple[Any, Callable[[Any], None]] | None = None
+        self._captured: tuple[int, dict[str, Any]] | None = None
+        self._queue: list[tuple[Callable[[Any], None], Any]] = []
+        self.on_event: Callable[[Any], None]
+        self.on_client: Callable[[Any], None]
+        self.on_events: Callable[[Any], None]
+        self.on_clients: Callable[[Any], None]
+        self._write_through()
 
     def watch(self, engine: Any) -> None:
         self._engine = engine
@@ -141,19 +146,60 @@ class RunRecorder:
         self.bar.skip(len(self.rounds))
         self.checkpointed = True
 
+    # -- a round whose evaluation is pending (TrainingPort.defer_evaluation) ----------------
+    def hold(self, round: int, pending: Any, publish: Callable[[Any], None]) -> None:
+        """Keep the round's last records, and every record after them, until ``pending``
+        is evaluated (:meth:`drain`). The checkpoint's view of the server and the engine is
+        taken now, at the round's end, as it would have been without the wait."""
+        self.drain()
+        self._captured = (round, self._state_at(round))
+        self._held = (pending, publish)
+        queue = self._queue = []
+        folder = self.folder
+        self.on_event = lambda e: queue.append((folder.on_event, e))
+        self.on_client = lambda r: queue.append((folder.on_client, r))
+        self.on_events = lambda b: queue.append((folder.on_events, b))
+        self.on_clients = lambda b: queue.append((folder.on_clients, b))
+
+    def drain(self) -> None:
+        """Evaluate the held round, then write its records and everything held after them,
+        in the order they came."""
+        if self._held is None:
+            return
+        (pending, publish), self._held = self._held, None
+        self._write_through()
+        publish(pending.result())
+        queue, self._queue = self._queue, []
+        for write, item in queue:
+            write(item)
+
+    def _write_through(self) -> None:
+        self.on_event = self.folder.on_event
+        self.on_client = self.folder.on_client
+        self.on_events = self.folder.on_events
+        self.on_clients = self.folder.on_clients
+
+    def _state_at(self, round: int) -> dict[str, Any]:
+        """What a checkpoint after ``round`` holds besides the files' lengths."""
+        state = {
+            "global_state": dict(self.algorithm.global_state),
+            "server_state": self.algorithm.server_state(),
+            "engine": self._engine.snapshot(round + 1),
+        }
+        if self.recording is not None:
+            state["replay"] = self.recording.checkpoint_state()
+        return state
+
     def on_round(self, rec: Any) -> None:
+        self.drain()  # an earlier round still held comes first
         self.folder.on_round(rec)
         self.rounds.append(rec)
         offsets = self.folder.sync()
-        payload = {
-            "global_state": self.algorithm.global_state,
-            "server_state": self.algorithm.server_state(),
-            "engine": self._engine.snapshot(rec.round + 1),
-            "offsets": offsets,
-            "status_counts": dict(self.folder.status_counts),
-        }
-        if self.recording is not None:
-            payload["replay"] = self.recording.checkpoint_state()
+        captured, self._captured = self._captured, None
+        payload = (captured[1] if captured is not None and captured[0] == rec.round
+                   else self._state_at(rec.round))
+        payload["offsets"] = offsets
+        payload["status_counts"] = dict(self.folder.status_counts)
         save_checkpoint(self.folder.path, payload)
         self.checkpointed = True
         self.bar.update(rec)
@@ -223,6 +269,9 @@ def _make_port(parts: RunParts, recorder: RunRecorder,
     any."""
     port, executor = _trainer_port(parts)
     sc = parts.scenario
+    ex = sc.execution
+    if executor is not None and sc.mode == "sync" and (ex.workers > 1 or ex.executor != "inline"):
+        port.defer_evaluation(recorder.drain)  # test round r while workers train round r+1
     if sc.mode == "async":
         from fedsim.runner.replay import LOG_FILE, RecordingPort, ReplayLog, ReplayPort
 
