@@ -19,7 +19,7 @@ from fedsim.algorithms.base import (
     average,
 )
 from fedsim.algorithms.params import FedAvgParams
-from fedsim.algorithms.training import local_sgd
+from fedsim.algorithms.training import copy_state, load_state, local_sgd
 from fedsim.spec import FLOAT_BITS
 
 
@@ -30,7 +30,7 @@ class FedAvg(Algorithm):
     def client_update(
         self, model: nn.Module, task: ClientTask, x: torch.Tensor, y: torch.Tensor
     ) -> ClientUpdate:
-        model.load_state_dict(task.global_state)
+        load_state(model, task.global_state)
         regulariser = self.regulariser(model)
         opt = torch.optim.SGD(
             model.parameters(),
@@ -43,7 +43,7 @@ class FedAvg(Algorithm):
             model, x, y, optimizer=opt, batch_size=self.hyper.batch_size,
             epochs=self.hyper.local_epochs, generator=gen, regulariser=regulariser,
         )
-        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        state = copy_state(model)
         return ClientUpdate(
             round=task.round,
             client_id=task.client_id,

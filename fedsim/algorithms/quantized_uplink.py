@@ -22,7 +22,7 @@ from fedsim.algorithms.base import (
     aggregation_weights,
     weighted_average,
 )
-from fedsim.algorithms.training import local_sgd
+from fedsim.algorithms.training import load_state, local_sgd, state_tensors
 
 Compressor = Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]
 
@@ -45,7 +45,7 @@ class QuantizedUplink(Algorithm):
     def client_update(
         self, model: nn.Module, task: ClientTask, x: torch.Tensor, y: torch.Tensor
     ) -> ClientUpdate:
-        model.load_state_dict(task.global_state)
+        load_state(model, task.global_state)
         opt = torch.optim.SGD(model.parameters(), lr=task.lr, momentum=self.hyper.momentum,
                               weight_decay=self.hyper.weight_decay)
         gen = torch.Generator().manual_seed(task.seed)
@@ -54,7 +54,7 @@ class QuantizedUplink(Algorithm):
         b = self.uplink_bits_at(task.budget_bits)[0] if self.spec.n_quantized else 8
         qnames = {f"{lay.name}.weight" for lay in self.spec.quantized_layers}
         delta: State = {}
-        for k, v in model.state_dict().items():
+        for k, v in state_tensors(model).items():
             g = task.global_state[k]
             if not torch.is_floating_point(v):
                 delta[k] = v.detach().clone()

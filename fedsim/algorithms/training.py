@@ -9,6 +9,37 @@ from torch import nn
 from torch.nn import functional as F
 
 
+def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's parameters and buffers by state-dict key, found once per model.
+
+    Why: ``load_state_dict`` and ``state_dict`` walk the module tree on every call (0.6 and
+    0.2 ms for the small CNN, measured), which a cross-device task of two 20-sample steps
+    pays for every client. A worker keeps one model for all its tasks, so the walk is done
+    once; a model whose modules are replaced afterwards must not use this.
+    """
+    refs = model.__dict__.get("_fedsim_state_tensors")
+    if refs is None:
+        refs = dict(model.state_dict(keep_vars=True))
+        model.__dict__["_fedsim_state_tensors"] = refs
+    return refs
+
+
+def load_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """``model.load_state_dict(state)`` (strict), the same copies without the tree walk."""
+    refs = state_tensors(model)
+    if refs.keys() != state.keys():
+        model.load_state_dict(state)  # raises torch's own error naming the keys
+        return
+    with torch.no_grad():
+        for key, t in refs.items():
+            t.copy_(state[key])
+
+
+def copy_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of the model's state, in ``state_dict`` order."""
+    return {k: t.detach().clone() for k, t in state_tensors(model).items()}
+
+
 def steps_per_epoch(samples: int, batch_size: int) -> int:
     """Batches per epoch: the last partial batch is dropped (as in the reference code),
     except that a client with fewer samples than one batch still trains on one batch."""

@@ -324,6 +324,16 @@ class ExecutionConfig(_Strict):
     # how the run folder holds events and client records: text (events.jsonl, clients.csv,
     # bits.csv), Parquet parts (fedsim.records.columnar), or Parquet above ~200k client-rounds
     events: Literal["auto", "jsonl", "parquet"] = "auto"
+    # train up to this many clients of a round at once, vectorised (execution.batched):
+    # same batches and optimiser per client, float-noise differences; 1 = one at a time
+    batch_clients: Annotated[int, Field(ge=1, le=4096)] = 1
+
+    @model_validator(mode="after")
+    def _batching_runs_inline(self) -> ExecutionConfig:
+        if self.batch_clients > 1 and (self.executor != "inline" or self.workers > 1):
+            raise ValueError("batch_clients: batched training runs in the main process "
+                             "(executor inline, workers 1)")
+        return self
 
 
 class SystemOnlyConfig(_Strict):

@@ -123,11 +123,13 @@ def start_method(setup: WorkerSetup) -> str:
     child forked after the parent touched it. ``FEDSIM_START_METHOD`` overrides (tests).
     """
     import os
+    import sys
 
     forced = os.environ.get("FEDSIM_START_METHOD")
     if forced in ("fork", "spawn", "forkserver"):
         return forced
-    return "fork" if setup.threads == 1 and setup.device == "cpu" else "spawn"
+    linux = sys.platform.startswith("linux")  # macOS: forking after Objective-C is unsafe
+    return "fork" if linux and setup.threads == 1 and setup.device == "cpu" else "spawn"
 
 
 class ProcessExecutor:
@@ -178,12 +180,15 @@ class ProcessExecutor:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        leave_for_forked_workers(None, None)  # the next run's workers get their own
 
 
 def make_executor(kind: str, setup: WorkerSetup, workers: int, *,
-                  ray_address: str | None = None, train: Any = None) -> Executor:
+                  ray_address: str | None = None, train: Any = None,
+                  batch_clients: int = 1) -> Executor:
     """``train``: the run's already-loaded training set, reused by the inline executor and
-    by forked workers."""
+    by forked workers; ``batch_clients`` > 1: the inline executor trains that many clients
+    at once (``execution.batched``)."""
     if kind == "ray":  # optional extra, imported only when asked for
         try:
             from fedsim.execution.ray_executor import RayExecutor
@@ -197,4 +202,8 @@ def make_executor(kind: str, setup: WorkerSetup, workers: int, *,
         return RayExecutor(setup, workers, address=ray_address)
     if kind == "process" or workers > 1:
         return ProcessExecutor(setup, workers, train)
+    if batch_clients > 1:
+        from fedsim.execution.batched import BatchingExecutor
+
+        return BatchingExecutor(setup, batch_clients, train)  # type: ignore[return-value]
     return InlineExecutor(setup, train)

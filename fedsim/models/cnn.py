@@ -27,6 +27,10 @@ DEFAULT_HIDDEN: tuple[int, ...] = (64,)
 class SmallCNN(nn.Module):
     """Conv stack + MLP head; see the module docstring for the layout."""
 
+    #: forward applies the children in order (batched training relies on it:
+    #: fedsim.execution.stacked)
+    sequential_forward = True
+
     def __init__(
         self,
         *,

@@ -91,6 +91,7 @@ def build_run(loaded: LoadedScenario) -> RunParts:
     spec = model_spec(model, name=sc.model.name,
                       input_shape=(data.channels, data.image_size, data.image_size))
     hyper, algorithm = _build_algorithm(sc, spec)
+    _refuse_if_not_batchable(loaded, algorithm, model)
     cost = _build_cost(sc, spec, fleet, data.parts, algorithm.act_bits)
     availability, dynamics = build_dynamics(loaded, fleet)
     rule: Any = algorithm  # what bits a budget gets: the method's, or system-only's policy
@@ -317,6 +318,25 @@ def _refuse_if_population_too_large(loaded: LoadedScenario) -> None:
             f"needs about {need / 2**30:.1f} GiB of host memory, but only "
             f"{avail / 2**30:.1f} GiB is available; use fewer clients or fewer per round",
             file=loaded.label, key="fleet")
+
+
+def _refuse_if_not_batchable(loaded: LoadedScenario, algorithm: Any, model: Any) -> None:
+    """``execution.batch_clients`` needs a plain float SGD method and a model that is a
+    stack of the layers batched training knows (``execution.stacked``)."""
+    sc = loaded.scenario
+    if sc.execution.batch_clients <= 1 or sc.system_only.enabled:
+        return
+    from fedsim.execution.batched import BATCHABLE, batchable
+    from fedsim.execution.stacked import stackable
+
+    if not batchable(algorithm):
+        raise InputError(f"batched training supports {', '.join(BATCHABLE)}, not "
+                         f"{sc.algorithm.name}; set batch_clients: 1",
+                         file=loaded.label, key="execution.batch_clients")
+    why = stackable(model)
+    if why is not None:
+        raise InputError(f"batched training cannot run model {sc.model.name!r}: {why}; set "
+                         "batch_clients: 1", file=loaded.label, key="execution.batch_clients")
 
 
 def _refuse_if_nobody_fits(loaded: LoadedScenario, fleet: Sequence[FleetClient],

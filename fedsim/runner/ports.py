@@ -147,7 +147,10 @@ class TrainingPort:
         for key in keys:
             u = self._updates[key]
             out[key] = {"update": {"round": u.round, "client_id": u.client_id,
-                                   "state": u.state, "bits_up": list(u.bits_up),
+                                   # own copies: a batched update's tensors are views of
+                                   # its whole batch's, which torch.save would write whole
+                                   "state": {k: v.clone() for k, v in u.state.items()},
+                                   "bits_up": list(u.bits_up),
                                    "samples": u.samples, "train_loss": u.train_loss,
                                    "client_state": u.client_state,
                                    "metrics": dict(u.metrics)},

@@ -298,7 +298,8 @@ def _trainer_port(parts: RunParts) -> tuple[Any, Any]:
 
     ex = parts.scenario.execution
     executor = make_executor(ex.executor, parts.worker_setup, ex.workers,
-                             ray_address=ex.ray_address, train=parts.data.train)
+                             ray_address=ex.ray_address, train=parts.data.train,
+                             batch_clients=ex.batch_clients)
     fb = parts.scenario.fedbuff
     port = TrainingPort(parts.algorithm, executor, parts.data.parts, parts.evaluator,
                         server_lr=fb.server_lr, staleness_fn=fb.staleness)

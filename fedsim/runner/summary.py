@@ -22,6 +22,8 @@ def resolved_scenario_dict(sc: Scenario) -> dict[str, Any]:
     data = sc.model_dump(mode="json")
     data["algorithm"] = {**data["algorithm"], **sc.algorithm.method_params().model_dump()}
     data["model"]["options"] = sc.model.resolved_options()
+    if sc.execution.batch_clients == 1:  # the default: run folders stay as before batching
+        del data["execution"]["batch_clients"]
     return data
 
 
@@ -88,6 +90,9 @@ def run_summary(sc: Scenario, run_id: str, rounds: list[Any], spec: ModelSpec, t
                          else executor.executor),
             "workers": executor.workers,
             "threads": executor.threads,
+            # only when set: a run without batching keeps the summary it always had
+            **({"batch_clients": executor.batch_clients} if executor.batch_clients > 1
+               else {}),
             "argv": sys.argv,
             **_host_info(),
         },
