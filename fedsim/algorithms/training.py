@@ -15,7 +15,9 @@ def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     Why: ``load_state_dict`` and ``state_dict`` walk the module tree on every call (0.6 and
     0.2 ms for the small CNN, measured), which a cross-device task of two 20-sample steps
     pays for every client. A worker keeps one model for all its tasks, so the walk is done
-    once; a model whose modules are replaced afterwards must not use this.
+    once. The table is taken at the first call: a model whose modules are replaced, or
+    that is moved or cast (``.to``), after that must not use this (a worker's model is
+    built and placed on its device before its first task).
     """
     refs = model.__dict__.get("_fedsim_state_tensors")
     if refs is None:
@@ -27,8 +29,9 @@ def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
 def load_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """``model.load_state_dict(state)`` (strict), the same copies without the tree walk."""
     refs = state_tensors(model)
-    if refs.keys() != state.keys():
-        model.load_state_dict(state)  # raises torch's own error naming the keys
+    if refs.keys() != state.keys() or any(
+            t.shape != state[k].shape for k, t in refs.items()):
+        model.load_state_dict(state)  # raises torch's own error naming what differs
         return
     with torch.no_grad():
         for key, t in refs.items():

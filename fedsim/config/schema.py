@@ -333,6 +333,8 @@ class ExecutionConfig(_Strict):
         if self.batch_clients > 1 and (self.executor != "inline" or self.workers > 1):
             raise ValueError("batch_clients: batched training runs in the main process "
                              "(executor inline, workers 1)")
+        if self.batch_clients > 1 and self.device != "cpu":
+            raise ValueError("batch_clients: batched training runs on the CPU (device: cpu)")
         return self
 
 

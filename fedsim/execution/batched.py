@@ -39,7 +39,11 @@ BATCHABLE = ("fedavg", "fedprox")
 
 
 def batchable(algorithm: Algorithm) -> bool:
-    return algorithm.name in BATCHABLE
+    """FedAvg or FedProx themselves: a subclass may train differently."""
+    from fedsim.algorithms.fedavg import FedAvg
+    from fedsim.algorithms.fedprox import FedProx
+
+    return type(algorithm) in (FedAvg, FedProx)
 
 
 def _orders(task: ClientTask, n: int, batch: int, epochs: int) -> list[torch.Tensor]:
@@ -94,7 +98,10 @@ def train_batched(algorithm: Algorithm, model: nn.Module, tasks: Sequence[Client
             if mu > 0:
                 loss = loss + 0.5 * mu * sum(
                     ((p[n] - anchor[n]) ** 2).flatten(1).sum(1).sum() for n in p)
-            grads = dict(zip(p, torch.autograd.grad(loss, list(p.values())), strict=True))
+            found = torch.autograd.grad(loss, list(p.values()), allow_unused=True)
+            # a parameter the forward never used has no gradient: SGD skips it, as
+            # torch.optim.SGD skips a parameter whose .grad is None
+            grads = {n: g for n, g in zip(p, found, strict=True) if g is not None}
             for j, v in enumerate(ce.tolist()):
                 losses[members[j]].append(v)
             _sgd(params, momentum, grads, sel, started, hyper, tasks[0].lr)

@@ -43,14 +43,26 @@ Layer = Callable[[torch.Tensor, Params, Params], torch.Tensor]
 _ELEMENTWISE = (nn.ReLU, nn.Identity, nn.MaxPool2d, nn.AvgPool2d)
 
 
+def _applies_children_in_order(module: nn.Module) -> bool:
+    """``nn.Sequential``'s own forward, or a class that says so of the forward it defines
+    itself (a subclass overriding it does not inherit the promise)."""
+    cls = type(module)
+    if isinstance(module, nn.Sequential):
+        return cls.forward is nn.Sequential.forward
+    return bool(cls.__dict__.get("sequential_forward")) and "forward" in cls.__dict__
+
+
 def _leaves(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
     """The model's layers in the order its forward applies them, or ValueError."""
-    children = list(module.named_children())
+    where = prefix.rstrip(".") or "the model"
+    if module._forward_hooks or module._forward_pre_hooks:
+        raise ValueError(f"{where} has forward hooks")
+    children = [(n, m) for n, m in module._modules.items() if m is not None]  # repeats too
     if not children:
         return [(prefix.rstrip("."), module)]
-    if not (isinstance(module, nn.Sequential) or getattr(module, "sequential_forward", False)):
-        raise ValueError(f"{type(module).__name__} ({prefix.rstrip('.') or 'the model'}) has "
-                         "its own forward; batched training runs layer stacks only")
+    if not _applies_children_in_order(module):
+        raise ValueError(f"{type(module).__name__} ({where}) has its own forward; batched "
+                         "training runs layer stacks only")
     out = []
     for name, child in children:
         out += _leaves(child, f"{prefix}{name}.")
@@ -63,6 +75,12 @@ def stackable(model: nn.Module) -> str | None:
         layers = _leaves(model)
     except ValueError as exc:
         return str(exc)
+    params = list(model.parameters())
+    if any(not p.requires_grad for p in params):
+        return "frozen parameters (requires_grad=False)"
+    state = model.state_dict(keep_vars=True)
+    if len({id(t) for t in state.values()}) != len(state):
+        return "parameters shared between layers"
     for name, m in layers:
         if isinstance(m, nn.Conv2d):
             if m.groups != 1 or m.dilation != (1, 1) or m.padding_mode != "zeros" or \

@@ -8,6 +8,7 @@ then on a failure either suspends the run (it has a checkpoint: Ctrl-C, a worker
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -88,6 +89,7 @@ def run_scenario(
             folder.abort()
         raise
     except BaseException as exc:  # Ctrl-C, a worker's error, a crash
+        _finish_held_round(recorder)
         _stop(folder, recorder.checkpointed, exc, parts)
         raise
     finally:
@@ -343,6 +345,14 @@ def _make_engine(parts: RunParts, port: Any, recorder: RunRecorder,
 
 #: errno values of a full disk or quota (the run can continue once space is back)
 _DISK_FULL = {28, 122, 27}  # ENOSPC, EDQUOT, EFBIG
+
+
+def _finish_held_round(recorder: RunRecorder) -> None:
+    """A round whose test was still pending is finished work: test it, record it and
+    checkpoint it before the run stops, so it is not trained again on ``--resume``
+    (best effort: a failure here leaves the previous checkpoint, which is consistent)."""
+    with contextlib.suppress(BaseException):  # already stopping for another reason
+        recorder.drain()
 
 
 def _stop(folder: RunFolder, checkpointed: bool, exc: BaseException, parts: RunParts) -> None:

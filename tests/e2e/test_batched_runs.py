@@ -94,3 +94,12 @@ def test_batching_is_refused_where_it_cannot_apply(tmp_path: Path, overrides: li
     assert res.exit_code == 2, res.output
     assert needle in res.output and "batch_clients" in res.output
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_batching_on_cuda_is_refused_at_the_door() -> None:
+    from pydantic import ValidationError
+
+    from fedsim.config.schema import ExecutionConfig
+
+    with pytest.raises(ValidationError, match="batched training runs on the CPU"):
+        ExecutionConfig(batch_clients=2, device="cuda")

@@ -93,3 +93,31 @@ def test_spawned_workers_give_the_same_files(tmp_path: Path, monkeypatch) -> Non
     b = run(path, tmp_path / "out", "execution.workers=2", name="spawn")
     for f in DETERMINISTIC_FILES:
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
+def test_a_run_stopped_while_a_round_is_held_keeps_that_round(tmp_path: Path,
+                                                               monkeypatch) -> None:
+    """An error before round 1's first wait: round 0's test is still pending, yet round 0
+    is finished work; it is recorded and checkpointed before the run stops."""
+    import torch
+
+    from fedsim.errors import RunError
+    from fedsim.runner.simulation import run_scenario
+
+    original = ports.TrainingPort.submit
+
+    def submit(self, item):  # type: ignore[no-untyped-def]
+        if item.round == 1:
+            raise RunError("injected: round 1 cannot start")
+        return original(self, item)
+
+    monkeypatch.setattr(ports.TrainingPort, "submit", submit)
+    from fedsim.config.loader import load_scenario
+
+    loaded = load_scenario(_scenario(tmp_path), ["execution.workers=2"])
+    with pytest.raises(RunError, match="--resume"):
+        run_scenario(loaded, output=tmp_path / "out", run_name="s", progress=False)
+    partial = tmp_path / "out" / ".s.partial"
+    assert len((partial / "rounds.csv").read_text().splitlines()) == 2  # header + round 0
+    ckpt = torch.load(partial / CHECKPOINT, weights_only=False)
+    assert ckpt["engine"]["next_round"] == 1

@@ -118,3 +118,41 @@ def test_models_that_are_not_layer_stacks_are_refused() -> None:
     assert "own forward" in (stackable(resnet) or "")
     drop = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Dropout(0.5), torch.nn.Linear(4, 2))
     assert "Dropout" in (stackable(drop) or "")
+
+
+def test_only_true_layer_stacks_and_the_plain_methods_are_batched() -> None:
+    from torch import nn
+
+    from fedsim.algorithms.fedavg import FedAvg
+    from fedsim.execution.batched import batchable
+    from fedsim.execution.stacked import compile_layers, forward, stackable
+
+    class Residual(nn.Sequential):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + super().forward(x)
+
+    assert "own forward" in (stackable(nn.Sequential(Residual(nn.Linear(4, 4)))) or "")
+    hooked = nn.Sequential(nn.Linear(4, 4))
+    hooked[0].register_forward_hook(lambda m, i, o: o * 2)
+    assert "hooks" in (stackable(hooked) or "")
+    frozen = nn.Sequential(nn.Linear(4, 4))
+    frozen[0].bias.requires_grad_(False)
+    assert "frozen" in (stackable(frozen) or "")
+    lin = nn.Linear(4, 4)
+    assert "shared" in (stackable(nn.Sequential(lin, nn.ReLU(), lin)) or "")
+    # a module used twice is applied twice, as its forward does
+    relu = nn.ReLU()
+    twice = nn.Sequential(nn.Linear(3, 4), relu, nn.Linear(4, 2), relu)
+    assert stackable(twice) is None
+    x = torch.randn(1, 5, 3)
+    params = {n: p.detach().unsqueeze(0) for n, p in twice.named_parameters()}
+    out = forward(compile_layers(twice), params, {}, x)
+    assert torch.allclose(out[0], twice(x[0]), atol=1e-6)
+
+    class MyFedAvg(FedAvg):
+        pass
+
+    ctx = WorkerContext(tiny_setup())
+    assert batchable(ctx.algorithm)
+    assert not batchable(MyFedAvg(ctx.algorithm.hyper, ctx.algorithm.params,
+                                  ctx.algorithm.spec))
