@@ -8,6 +8,7 @@ reduction's summation order (and so the low bits of the result) follows it.
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,14 +158,38 @@ def pack(obj: Any) -> bytes:
     Why: handed to ``multiprocessing`` as objects, every tensor of a model state is moved
     into its own shared-memory segment whose file descriptor is sent over a socket and
     mapped on the other side (torch's ``ForkingPickler`` reductions): about 10 ms per task
-    and answer for the small CNN, measured, against 6 ms for plain bytes (and no file
-    descriptors to leak when a worker dies)."""
-    import pickle
+    and answer for the small CNN, measured, and training on the mapped tensors ran 10 %
+    slower. Plainly pickled, a tensor's storage goes through ``torch.save`` and
+    ``torch.load`` one by one (1.6 ms for the small CNN's state, there and back). Here a CPU
+    tensor travels as the numpy array over the same memory (0.15 ms), and comes back as
+    the tensor over the unpickled array: same dtype, shape and values.
+    """
+    import io
 
-    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    buf = io.BytesIO()
+    _TensorPickler(buf, protocol=5).dump(obj)
+    return buf.getvalue()
 
 
 def unpack(data: bytes) -> Any:
-    import pickle
-
     return pickle.loads(data)
+
+
+def _tensor_from_numpy(array: Any) -> torch.Tensor:
+    return torch.from_numpy(array)
+
+
+def _numpy_ok(t: torch.Tensor) -> bool:
+    return (t.device.type == "cpu" and t.layout == torch.strided and not t.requires_grad
+            and t.dtype in _NUMPY_DTYPES)
+
+
+_NUMPY_DTYPES = {torch.float64, torch.float32, torch.float16, torch.int64, torch.int32,
+                 torch.int16, torch.int8, torch.uint8, torch.bool}
+
+
+class _TensorPickler(pickle.Pickler):
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is torch.Tensor and _numpy_ok(obj):
+            return _tensor_from_numpy, (obj.numpy(),)
+        return NotImplemented
