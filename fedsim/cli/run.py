@@ -207,6 +207,9 @@ def validate(scenario_file: Path, overrides: tuple[str, ...]) -> None:
     from fedsim.runner.fleet import build_dynamics
 
     build_dynamics(loaded, fleet)  # trace files, battery capacities
+    from fedsim.runner.build import check_batching
+
+    check_batching(loaded)  # execution.batch_clients: the method and the model allow it
     if sc.data.partition.kind == "file" and not sc.system_only.enabled:
         from fedsim.runner.build import load_run_data
 

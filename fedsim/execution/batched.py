@@ -38,12 +38,14 @@ from fedsim.spec import FLOAT_BITS
 BATCHABLE = ("fedavg", "fedprox")
 
 
-def batchable(algorithm: Algorithm) -> bool:
-    """FedAvg or FedProx themselves: a subclass may train differently."""
+def batchable(algorithm: Algorithm | type[Algorithm]) -> bool:
+    """FedAvg or FedProx themselves (a method or its class): a subclass may train
+    differently."""
     from fedsim.algorithms.fedavg import FedAvg
     from fedsim.algorithms.fedprox import FedProx
 
-    return type(algorithm) in (FedAvg, FedProx)
+    cls = algorithm if isinstance(algorithm, type) else type(algorithm)
+    return cls in (FedAvg, FedProx)
 
 
 def _orders(task: ClientTask, n: int, batch: int, epochs: int) -> list[torch.Tensor]:

@@ -339,6 +339,23 @@ def _refuse_if_not_batchable(loaded: LoadedScenario, algorithm: Any, model: Any)
                          "batch_clients: 1", file=loaded.label, key="execution.batch_clients")
 
 
+def check_batching(loaded: LoadedScenario) -> None:
+    """The same refusal without building the run (``fedsim validate``): the method's
+    class and a model of the dataset's shape."""
+    sc = loaded.scenario
+    if sc.execution.batch_clients <= 1 or sc.system_only.enabled:
+        return
+    from fedsim.algorithms.registry import algorithm_class
+    from fedsim.data import dataset_info
+    from fedsim.models import build_model
+
+    channels, size, classes = dataset_info(sc.data.dataset, data_options(sc),
+                                           root=sc.data.root, seed=sc.seed)
+    model = build_model(sc.model.name, in_channels=channels, num_classes=classes,
+                        image_size=size, options=sc.model.resolved_options())
+    _refuse_if_not_batchable(loaded, algorithm_class(sc.algorithm.name), model)
+
+
 def _refuse_if_nobody_fits(loaded: LoadedScenario, fleet: Sequence[FleetClient],
                            cost: HardwareCost, port: Any) -> None:
     """If no client could ever train the model at its first-round bits, say so up front."""

@@ -103,3 +103,22 @@ def test_batching_on_cuda_is_refused_at_the_door() -> None:
 
     with pytest.raises(ValidationError, match="batched training runs on the CPU"):
         ExecutionConfig(batch_clients=2, device="cuda")
+
+
+def test_validate_refuses_batching_where_run_would(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fedsim.cli import main
+
+    path = _scenario(tmp_path)
+    res = CliRunner().invoke(main, ["validate", str(path), "--set",
+                                    "execution.batch_clients=4"])
+    assert res.exit_code == 0, res.output
+    for bad, needle in (("algorithm.name=fedmpq", "supports fedavg, fedprox"),
+                        ("model.name=resnet20", "has its own forward")):
+        args = ["validate", str(path), "--set", "execution.batch_clients=4", "--set", bad]
+        if bad.startswith("model"):
+            args += ["--set", "model.options={}"]
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 2 and needle in res.output, res.output
+        assert "execution.batch_clients" in res.output
