@@ -81,7 +81,9 @@ def assert_gone(pids: list[int], within_s: float) -> None:
 
 @pytest.mark.slow
 def test_sigkill_under_two_worker_processes_resumes_identically(tmp_path: Path) -> None:
-    path, out = scenario(tmp_path), tmp_path / "out"
+    # forked workers make a round of this tiny fleet take milliseconds: enough rounds that
+    # the kill (up to 0.2 s after round `at` is written) lands before the run ends
+    path, out = scenario(tmp_path, rounds=60), tmp_path / "out"
     assert fedsim("run", str(path), "-o", str(out), "--name", "ref").wait() == 0
     for at, seed in ((1, 0), (5, 1)):
         children = kill_and_resume(path, out, f"w{at}", ["--workers", "2"], at, seed)
