@@ -63,7 +63,7 @@ def train_batched(algorithm: Algorithm, model: nn.Module, tasks: Sequence[Client
                   x: torch.Tensor, y: torch.Tensor) -> list[ClientUpdate]:
     """Local SGD of every task (same global model, same learning rate) at once."""
     hyper = algorithm.hyper
-    mu = float(getattr(algorithm.params, "mu", 0.0)) if algorithm.name == "fedprox" else 0.0
+    mu = float(getattr(algorithm.params, "mu", 0.0))  # FedProx's proximal weight
     load_state(model, tasks[0].global_state)
     model.train()
     layers = _layers_of(model)

@@ -8,6 +8,7 @@ reduction's summation order (and so the low bits of the result) follows it.
 
 from __future__ import annotations
 
+import io
 import pickle
 from dataclasses import dataclass
 from typing import Any
@@ -142,14 +143,11 @@ def init_worker(setup: WorkerSetup) -> None:
     _CONTEXT = WorkerContext(setup, train)
 
 
-def run_task(task: ClientTask | bytes) -> ClientUpdate | bytes:
-    """Entry point of a pool task: a task, or a task as :func:`pack` bytes (answered in
-    kind)."""
+def run_task(task: bytes) -> bytes:
+    """Entry point of a pool task: a :func:`pack`-ed task in, its packed update out."""
     if _CONTEXT is None:  # pragma: no cover - initializer always runs first
         raise RuntimeError("worker context not initialised")
-    if isinstance(task, bytes):
-        return pack(_CONTEXT.run(unpack(task)))
-    return _CONTEXT.run(task)
+    return pack(_CONTEXT.run(unpack(task)))
 
 
 def pack(obj: Any) -> bytes:
@@ -164,8 +162,6 @@ def pack(obj: Any) -> bytes:
     tensor travels as the numpy array over the same memory (0.15 ms), and comes back as
     the tensor over the unpickled array: same dtype, shape and values.
     """
-    import io
-
     buf = io.BytesIO()
     _TensorPickler(buf, protocol=5).dump(obj)
     return buf.getvalue()

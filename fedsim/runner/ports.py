@@ -68,8 +68,7 @@ class TrainingPort:
         self._bases: dict[tuple[int, int, int], Any] = {}
         self.server_lr = server_lr  # FedBuff's server step and staleness weighting
         self.staleness_fn = staleness_fn
-        self.deferred_eval = False  # evaluate() returns a _PendingEval (see defer_evaluation)
-        self.on_wait: Callable[[], None] | None = None
+        self.on_wait: Callable[[], None] | None = None  # set: evaluation is deferred
 
     def defer_evaluation(self, on_wait: Callable[[], None]) -> None:
         """Evaluate each round's model later, when the host would otherwise wait.
@@ -77,12 +76,11 @@ class TrainingPort:
         Why: with training in worker processes, the run's own process sits idle while the
         workers train, yet it evaluated each new global model before the next round could
         start, and the workers waited for that. Here ``evaluate`` returns a pending result
-        (the model to test, copied); the engine's observer holds the round's records
+        (the model to test); the engine's observer holds the round's records
         until it is in (``RunRecorder.hold``), and ``on_wait`` (that observer's ``drain``)
         runs just before the host first waits on a worker in the next round, by when
         the workers are busy with that round. The numbers and the files are the same.
         """
-        self.deferred_eval = True
         self.on_wait = on_wait
 
     def downlink_bits(self, round: int, client_ids: Sequence[int]) -> dict[int, tuple[int, ...]]:
@@ -136,9 +134,11 @@ class TrainingPort:
 
     def evaluate(self, round: int) -> EvalResult | _PendingEval:
         state = self.algorithm.eval_state()
-        if not self.deferred_eval:
+        if self.on_wait is None:
             return self.evaluator(state)
-        return _PendingEval(self.evaluator, {k: v.clone() for k, v in state.items()})
+        # a global state is replaced at each aggregation, never changed in place (the
+        # recorder's checkpoint capture counts on the same): its tensors can wait as they are
+        return _PendingEval(self.evaluator, dict(state))
 
     # -- async resume (fedsim.runner.replay) -------------------------------------------------
     def export_tasks(self, keys: Sequence[tuple[int, int, int]]) -> dict[Any, dict[str, Any]]:
